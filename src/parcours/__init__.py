@@ -1,0 +1,1 @@
+"""parcours: omnichannel engagement for life sciences."""

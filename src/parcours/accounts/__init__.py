@@ -1,0 +1,1 @@
+"""Accounts: HCPs, HCOs, affiliations, addresses, segments, target lists, territories, products."""

@@ -1,0 +1,5 @@
+"""HTML routes (to be built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Activities: every touchpoint on every channel, call reports, amendments and tasks."""

@@ -1,0 +1,169 @@
+"""The parcours command line: serve, migrate, seed, audit verify, bench, create-user."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from parcours.core.settings import ROOT, get_settings
+
+app = typer.Typer(help="parcours: omnichannel engagement for life sciences.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (JSON on stdout).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(bench_app, name="bench")
+
+
+def _alembic_config(url: str | None = None):
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url or get_settings().database_url)
+    return cfg
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(), revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+@app.command()
+def seed(
+    hcps: Annotated[int, typer.Option(min=1)] = 2000,
+    reps: Annotated[int, typer.Option(min=1)] = 20,
+    months: Annotated[int, typer.Option(min=1, max=60)] = 6,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    if_empty: Annotated[bool, typer.Option(help="Do nothing when users already exist.")] = False,
+) -> None:
+    """Load deterministic demo data (streams in batches; scales to millions of rows)."""
+    from sqlalchemy import func, select
+
+    from parcours import seed as seeding
+    from parcours.core.db import get_engine
+    from parcours.core.models import User
+
+    engine = get_engine()
+    with engine.connect() as conn:
+        existing = conn.execute(select(func.count(User.id))).scalar()
+    if existing and if_empty:
+        typer.echo("demo data already loaded; logins: admin@parcours.demo, manager@parcours.demo, "
+                   "rep@parcours.demo, marketing@parcours.demo, reviewer@parcours.demo "
+                   "(password as printed when it was loaded, or PARCOURS_DEMO_PASSWORD)")
+        return
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] > 1 or done == total:
+            last[0] = now
+            pct = 100 * done / total if total else 100
+            typer.echo(f"  {stage:<12} {done:>12,}/{total:,} ({pct:5.1f}%)", err=True)
+
+    result = seeding.run(engine, hcps=hcps, reps=reps, months=months, seed=seed,
+                         progress=progress)
+    typer.echo(json.dumps({k: v for k, v in result.__dict__.items() if k != "password"}))
+    typer.echo("\nDemo logins (password: " + result.password + ")")
+    for email in ("admin@parcours.demo", "manager@parcours.demo", "rep@parcours.demo",
+                  "marketing@parcours.demo", "reviewer@parcours.demo"):
+        typer.echo(f"  {email}")
+    pw_file = ROOT / "var" / "demo-password"
+    pw_file.parent.mkdir(parents=True, exist_ok=True)
+    pw_file.write_text(result.password + "\n")
+    pw_file.chmod(0o600)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, reload: bool = False) -> None:
+    """Serve the web application and the API."""
+    import uvicorn
+
+    uvicorn.run("parcours.app:create_app", factory=True, host=host, port=port, workers=workers,
+                reload=reload, log_level="info", proxy_headers=True)
+
+
+@app.command("create-user")
+def create_user(email: str, full_name: str, role: str,
+                password: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
+    """Create a user directly (the first admin of a new installation)."""
+    from parcours.core import audit
+    from parcours.core.db import new_session
+    from parcours.core.errors import DomainError
+    from parcours.core.models import Role, User
+
+    session = new_session()
+    try:
+        with audit.acting_as(None, "cli"):
+            from parcours.core import users
+
+            system = User(id=0, email="cli", full_name="cli", role=Role.admin, password_hash="")
+            user = users.create_user(session, system, email=email, full_name=full_name,
+                                     role=role, password=password)
+            session.commit()
+    except DomainError as exc:
+        session.rollback()
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        session.close()
+    typer.echo(f"user {user.id} created: {user.email} ({user.role})")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain; exit 1 and list each break if a record was altered, deleted or moved."""
+    from parcours.core import audit
+    from parcours.core.db import new_session
+
+    session = new_session(write=False)
+    try:
+        count, problems = audit.verify(session)
+    finally:
+        session.close()
+    if problems:
+        typer.echo(f"audit chain BROKEN: {len(problems)} problem(s) in {count} records")
+        for p in problems[:100]:
+            typer.echo(f"  record #{p.id}: {p.reason}")
+        raise typer.Exit(1)
+    typer.echo(f"audit chain intact: {count} records")
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the last record's number and hash: keep it elsewhere to detect a cut-off tail."""
+    from parcours.core import audit
+    from parcours.core.db import new_session
+
+    session = new_session(write=False)
+    try:
+        seq, digest = audit.head(session)
+    finally:
+        session.close()
+    typer.echo(f"{seq} {digest}")
+
+
+@bench_app.command("crm", context_settings={"allow_extra_args": True,
+                                           "ignore_unknown_options": True})
+def bench_crm(ctx: typer.Context) -> None:
+    """Run benchmarks/crm.py with the given options."""
+    script = ROOT / "benchmarks" / "crm.py"
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args], env=os.environ))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    Path.cwd()
+    app()

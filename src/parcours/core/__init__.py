@@ -1,0 +1,1 @@
+"""Core: settings, database, auth, audit trail, errors, i18n."""

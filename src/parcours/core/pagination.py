@@ -1,0 +1,26 @@
+"""Opaque cursors for keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from parcours.core.errors import Invalid
+
+
+def encode(*values) -> str:
+    raw = json.dumps(list(values), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str | None, size: int) -> list | None:
+    if not cursor:
+        return None
+    try:
+        pad = "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(cursor + pad))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("The cursor is not one this server gave.", field="cursor") from exc
+    if not isinstance(values, list) or len(values) != size:
+        raise Invalid("The cursor is not one this server gave.", field="cursor")
+    return values

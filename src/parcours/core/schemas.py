@@ -1,0 +1,57 @@
+"""API shapes for authentication and users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TokenRequest(Strict):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class TokenRead(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+
+
+class UserCreate(Strict):
+    email: EmailStr
+    full_name: str = Field(min_length=1, max_length=200)
+    role: str = Field(pattern="^(admin|manager|rep|marketing|reviewer)$")
+    language: str = Field(default="fr", pattern="^(fr|en)$")
+    country: str | None = Field(default=None, min_length=2, max_length=2)
+    manager_id: int | None = None
+    password: str = Field(min_length=10, max_length=200)
+
+
+class UserUpdate(Strict):
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: str | None = Field(default=None, pattern="^(admin|manager|rep|marketing|reviewer)$")
+    language: str | None = Field(default=None, pattern="^(fr|en)$")
+    country: str | None = Field(default=None, min_length=2, max_length=2)
+    manager_id: int | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=10, max_length=200)
+    unlock: bool | None = None
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    full_name: str
+    role: str
+    language: str
+    country: str | None
+    manager_id: int | None
+    is_active: bool
+    locked_until: datetime | None

@@ -1,0 +1,8 @@
+"""Imports every domain's models so that metadata is complete (Alembic, tests)."""
+
+from parcours.accounts import models as accounts_models  # noqa: F401
+from parcours.activities import models as activities_models  # noqa: F401
+from parcours.core import models as core_models  # noqa: F401
+from parcours.core.db import Base
+
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Web shell: layout, shared templates and macros, static assets, error pages."""
