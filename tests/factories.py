@@ -31,12 +31,25 @@ def _hash(password: str) -> str:
     return hash_password(password)
 
 
-def create_user(session: Session, role: str = "rep", *, email: str | None = None,
-                password: str = PASSWORD, language: str = "en",
-                territories: list[Territory] = (), **over) -> User:
+def create_user(
+    session: Session,
+    role: str = "rep",
+    *,
+    email: str | None = None,
+    password: str = PASSWORD,
+    language: str = "en",
+    territories: list[Territory] = (),
+    **over,
+) -> User:
     n = next(_seq)
-    user = User(email=email or f"{role}{n}@example.test", full_name=over.pop("full_name", f"{role.title()} {n}"),
-                role=role, language=language, password_hash=_hash(password), **over)
+    user = User(
+        email=email or f"{role}{n}@example.test",
+        full_name=over.pop("full_name", f"{role.title()} {n}"),
+        role=role,
+        language=language,
+        password_hash=_hash(password),
+        **over,
+    )
     session.add(user)
     session.flush()
     for t in territories:
@@ -46,11 +59,17 @@ def create_user(session: Session, role: str = "rep", *, email: str | None = None
     return user
 
 
-def create_territory(session: Session, name: str, level: str, parent: Territory | None = None,
-                     country: str = "FR") -> Territory:
+def create_territory(
+    session: Session, name: str, level: str, parent: Territory | None = None, country: str = "FR"
+) -> Territory:
     n = next(_seq)
-    t = Territory(code=f"T{n}", name=name, level=level, parent_id=parent.id if parent else None,
-                  country=parent.country if parent else country)
+    t = Territory(
+        code=f"T{n}",
+        name=name,
+        level=level,
+        parent_id=parent.id if parent else None,
+        country=parent.country if parent else country,
+    )
     session.add(t)
     session.flush()
     t.path = f"{parent.path if parent else '/'}{t.id}/"
@@ -64,7 +83,9 @@ def create_territory_tree(session: Session) -> dict[str, Territory]:
     north = create_territory(session, "Nord", "region", fr)
     south = create_territory(session, "Sud", "region", fr)
     return {
-        "fr": fr, "north": north, "south": south,
+        "fr": fr,
+        "north": north,
+        "south": south,
         "north1": create_territory(session, "Lille", "territory", north),
         "north2": create_territory(session, "Amiens", "territory", north),
         "south1": create_territory(session, "Marseille", "territory", south),
@@ -87,29 +108,66 @@ def create_product(session: Session, name: str | None = None) -> Product:
     return p
 
 
-def create_hcp(session: Session, territory: Territory | None = None, *, last_name: str | None = None,
-               first_name: str = "Claire", specialty: str = "Cardiology", city: str = "Lille",
-               **over) -> Account:
+def create_hcp(
+    session: Session,
+    territory: Territory | None = None,
+    *,
+    last_name: str | None = None,
+    first_name: str = "Claire",
+    specialty: str = "Cardiology",
+    city: str = "Lille",
+    **over,
+) -> Account:
     n = next(_seq)
     last = last_name or f"Martin{n}"
-    acc = Account(kind="hcp", title="Dr", first_name=first_name, last_name=last,
-                  specialty=specialty, profession="physician", emails=[f"hcp{n}@example.test"],
-                  phones=[], country=over.pop("country", "FR"), city=city,
-                  city_key=search_key(city), search_name=search_key(last, first_name), **over)
+    acc = Account(
+        kind="hcp",
+        title="Dr",
+        first_name=first_name,
+        last_name=last,
+        specialty=specialty,
+        profession="physician",
+        emails=[f"hcp{n}@example.test"],
+        phones=[],
+        country=over.pop("country", "FR"),
+        city=city,
+        city_key=search_key(city),
+        search_name=search_key(last, first_name),
+        **over,
+    )
     session.add(acc)
     session.flush()
-    session.add(Address(account_id=acc.id, line1=f"{n} rue de la Paix", postal_code="59000",
-                        city=city, country=acc.country, is_primary=True))
+    session.add(
+        Address(
+            account_id=acc.id,
+            line1=f"{n} rue de la Paix",
+            postal_code="59000",
+            city=city,
+            country=acc.country,
+            is_primary=True,
+        )
+    )
     if territory is not None:
         session.add(AccountTerritory(account_id=acc.id, territory_id=territory.id))
     session.flush()
     return acc
 
 
-def create_hco(session: Session, territory: Territory | None = None, name: str = "CHU Lille",
-               **over) -> Account:
-    acc = Account(kind="hco", name=name, hco_type="hospital", country="FR", city="Lille",
-                  city_key="lille", search_name=search_key(name), emails=[], phones=[], **over)
+def create_hco(
+    session: Session, territory: Territory | None = None, name: str = "CHU Lille", **over
+) -> Account:
+    acc = Account(
+        kind="hco",
+        name=name,
+        hco_type="hospital",
+        country="FR",
+        city="Lille",
+        city_key="lille",
+        search_name=search_key(name),
+        emails=[],
+        phones=[],
+        **over,
+    )
     session.add(acc)
     session.flush()
     if territory is not None:
@@ -135,5 +193,8 @@ def login(client: TestClient, email: str, password: str = PASSWORD):
     page = client.get("/login")
     match = re.search(r'name="_csrf" value="([^"]+)"', page.text)
     token = match.group(1) if match else ""
-    return client.post("/login", data={"email": email, "password": password, "_csrf": token},
-                       follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "_csrf": token},
+        follow_redirects=False,
+    )

@@ -1,8 +1,11 @@
-"""Role × endpoint × own/other territory: a user reaches only what their role and territories allow."""
+"""Role × endpoint × own/other territory: each user reaches only what they may."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
+from parcours.activities.models import Activity, Attendee
+
 from factories import (
     api_headers,
     create_hcp,
@@ -11,17 +14,15 @@ from factories import (
     create_user,
 )
 
-from parcours.activities.models import Activity, Attendee
-
 # own = an HCP in territory north1; other = an HCP in south1.
 # rep is aligned to north1, manager to the north region.
 EXPECTED = {
     #             read own, read other, write own, write other, admin-only
-    "admin":     (200, 200, 201, 201, 200),
-    "manager":   (200, 404, 201, 404, 403),
-    "rep":       (200, 404, 201, 404, 403),
+    "admin": (200, 200, 201, 201, 200),
+    "manager": (200, 404, 201, 404, 403),
+    "rep": (200, 404, 201, 404, 403),
     "marketing": (200, 200, 403, 403, 403),
-    "reviewer":  (404, 404, 403, 403, 403),
+    "reviewer": (404, 404, 403, 403, 403),
 }
 
 
@@ -35,13 +36,22 @@ def world(session):
     # An existing call on each HCP by someone else, to read.
     acts = {}
     for name, hcp in (("own", own), ("other", other)):
-        act = Activity(channel="phone", status="submitted", owner_id=owner.id, account_id=hcp.id,
-                       start_at=datetime.now(UTC) - timedelta(days=1), duration_min=5,
-                       outcome="neutral", product_ids=[product.id], key_messages=[])
+        act = Activity(
+            channel="phone",
+            status="submitted",
+            owner_id=owner.id,
+            account_id=hcp.id,
+            start_at=datetime.now(UTC) - timedelta(days=1),
+            duration_min=5,
+            outcome="neutral",
+            product_ids=[product.id],
+            key_messages=[],
+        )
         session.add(act)
         session.flush()
-        session.add(Attendee(activity_id=act.id, account_id=hcp.id, start_at=act.start_at,
-                             channel="phone"))
+        session.add(
+            Attendee(activity_id=act.id, account_id=hcp.id, start_at=act.start_at, channel="phone")
+        )
         acts[name] = act
     session.flush()
     users = {
@@ -51,8 +61,14 @@ def world(session):
         "marketing": create_user(session, "marketing"),
         "reviewer": create_user(session, "reviewer"),
     }
-    return {"tree": tree, "product": product, "own": own, "other": other, "acts": acts,
-            "users": users}
+    return {
+        "tree": tree,
+        "product": product,
+        "own": own,
+        "other": other,
+        "acts": acts,
+        "users": users,
+    }
 
 
 def _reads(client, h, hcp, act):
@@ -65,11 +81,22 @@ def _reads(client, h, hcp, act):
 
 
 def _writes(client, h, hcp, product):
-    call = client.post("/api/v1/activities", headers=h, json={
-        "account_ids": [hcp.id], "channel": "field_visit", "status": "saved",
-        "start_at": datetime.now(UTC).isoformat(), "product_ids": [product.id]})
-    task = client.post("/api/v1/tasks", headers=h, json={
-        "title": "Follow up", "due_date": "2030-01-01", "account_id": hcp.id})
+    call = client.post(
+        "/api/v1/activities",
+        headers=h,
+        json={
+            "account_ids": [hcp.id],
+            "channel": "field_visit",
+            "status": "saved",
+            "start_at": datetime.now(UTC).isoformat(),
+            "product_ids": [product.id],
+        },
+    )
+    task = client.post(
+        "/api/v1/tasks",
+        headers=h,
+        json={"title": "Follow up", "due_date": "2030-01-01", "account_id": hcp.id},
+    )
     return [call.status_code, task.status_code]
 
 
@@ -78,20 +105,32 @@ def test_permission_matrix(session, client, world, role):
     read_own, read_other, write_own, write_other, admin_only = EXPECTED[role]
     h = api_headers(client, world["users"][role])
     assert _reads(client, h, world["own"], world["acts"]["own"]) == [read_own] * 3 + [
-        read_own if read_own == 200 else 404]
+        read_own if read_own == 200 else 404
+    ]
     assert _reads(client, h, world["other"], world["acts"]["other"]) == [read_other] * 4
     assert _writes(client, h, world["own"], world["product"]) == [write_own] * 2
     assert _writes(client, h, world["other"], world["product"]) == [write_other] * 2
     admin_calls = [
         client.get("/api/v1/users", headers=h).status_code,
-        client.post("/api/v1/territories", headers=h, json={
-            "code": f"X-{role}", "name": "New", "level": "territory",
-            "parent_id": world["tree"]["north"].id, "country": "FR"}).status_code,
-        client.post("/api/v1/alignments/accounts", headers=h, json={
-            "account_id": world["other"].id,
-            "territory_id": world["tree"]["north2"].id}).status_code,
-        client.get(f"/api/v1/territories/{world['tree']['north'].id}/alignments",
-                   headers=h).status_code,
+        client.post(
+            "/api/v1/territories",
+            headers=h,
+            json={
+                "code": f"X-{role}",
+                "name": "New",
+                "level": "territory",
+                "parent_id": world["tree"]["north"].id,
+                "country": "FR",
+            },
+        ).status_code,
+        client.post(
+            "/api/v1/alignments/accounts",
+            headers=h,
+            json={"account_id": world["other"].id, "territory_id": world["tree"]["north2"].id},
+        ).status_code,
+        client.get(
+            f"/api/v1/territories/{world['tree']['north'].id}/alignments", headers=h
+        ).status_code,
     ]
     expected_admin = [200, 201, 201, 200] if admin_only == 200 else [403] * 4
     assert admin_calls == expected_admin

@@ -21,8 +21,9 @@ PKG = Path(__file__).resolve().parent
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, errors: list | None = None,
-            headers: dict | None = None) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, errors: list | None = None, headers: dict | None = None
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
@@ -45,9 +46,12 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            resp = problem(413, "Payload too large",
-                           f"The request body is over {self.max_bytes} bytes.",
-                           [{"field": "body", "message": "too large"}])
+            resp = problem(
+                413,
+                "Payload too large",
+                f"The request body is over {self.max_bytes} bytes.",
+                [{"field": "body", "message": "too large"}],
+            )
             return await resp(scope, receive, send)
         seen = 0
 
@@ -63,9 +67,12 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            resp = problem(413, "Payload too large",
-                           f"The request body is over {self.max_bytes} bytes.",
-                           [{"field": "body", "message": "too large"}])
+            resp = problem(
+                413,
+                "Payload too large",
+                f"The request body is over {self.max_bytes} bytes.",
+                [{"field": "body", "message": "too large"}],
+            )
             await resp(scope, receive, send)
 
 
@@ -80,8 +87,13 @@ def _field(loc: tuple) -> str:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="parcours", version="0.1.0", openapi_url="/api/v1/openapi.json",
-                  docs_url="/api/v1/docs", redoc_url=None)
+    app = FastAPI(
+        title="parcours",
+        version="0.1.0",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
 
     from parcours.accounts import api as accounts_api
     from parcours.accounts import pages as accounts_pages
@@ -144,8 +156,13 @@ def create_app() -> FastAPI:
 
         return error_page(request, exc.status_code, str(exc.detail))
 
-    app.add_middleware(SessionMiddleware, secret_key=settings.secret(), session_cookie="parcours",
-                       max_age=settings.session_max_age_s, same_site="lax",
-                       https_only=settings.cookie_secure)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret(),
+        session_cookie="parcours",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

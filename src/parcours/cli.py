@@ -57,9 +57,11 @@ def seed(
     with engine.connect() as conn:
         existing = conn.execute(select(func.count(User.id))).scalar()
     if existing and if_empty:
-        typer.echo("demo data already loaded; logins: admin@parcours.demo, manager@parcours.demo, "
-                   "rep@parcours.demo, marketing@parcours.demo, reviewer@parcours.demo "
-                   "(password as printed when it was loaded, or PARCOURS_DEMO_PASSWORD)")
+        typer.echo(
+            "demo data already loaded; logins: admin@parcours.demo, manager@parcours.demo, "
+            "rep@parcours.demo, marketing@parcours.demo, reviewer@parcours.demo "
+            "(password as printed when it was loaded, or PARCOURS_DEMO_PASSWORD)"
+        )
         return
     last = [0.0]
 
@@ -70,12 +72,16 @@ def seed(
             pct = 100 * done / total if total else 100
             typer.echo(f"  {stage:<12} {done:>12,}/{total:,} ({pct:5.1f}%)", err=True)
 
-    result = seeding.run(engine, hcps=hcps, reps=reps, months=months, seed=seed,
-                         progress=progress)
+    result = seeding.run(engine, hcps=hcps, reps=reps, months=months, seed=seed, progress=progress)
     typer.echo(json.dumps({k: v for k, v in result.__dict__.items() if k != "password"}))
     typer.echo("\nDemo logins (password: " + result.password + ")")
-    for email in ("admin@parcours.demo", "manager@parcours.demo", "rep@parcours.demo",
-                  "marketing@parcours.demo", "reviewer@parcours.demo"):
+    for email in (
+        "admin@parcours.demo",
+        "manager@parcours.demo",
+        "rep@parcours.demo",
+        "marketing@parcours.demo",
+        "reviewer@parcours.demo",
+    ):
         typer.echo(f"  {email}")
     pw_file = ROOT / "var" / "demo-password"
     pw_file.parent.mkdir(parents=True, exist_ok=True)
@@ -84,17 +90,31 @@ def seed(
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, reload: bool = False) -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, workers: int = 1, reload: bool = False
+) -> None:
     """Serve the web application and the API."""
     import uvicorn
 
-    uvicorn.run("parcours.app:create_app", factory=True, host=host, port=port, workers=workers,
-                reload=reload, log_level="info", proxy_headers=True)
+    uvicorn.run(
+        "parcours.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level="info",
+        proxy_headers=True,
+    )
 
 
 @app.command("create-user")
-def create_user(email: str, full_name: str, role: str,
-                password: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
+def create_user(
+    email: str,
+    full_name: str,
+    role: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+) -> None:
     """Create a user directly (the first admin of a new installation)."""
     from parcours.core import audit
     from parcours.core.db import new_session
@@ -107,8 +127,9 @@ def create_user(email: str, full_name: str, role: str,
             from parcours.core import users
 
             system = User(id=0, email="cli", full_name="cli", role=Role.admin, password_hash="")
-            user = users.create_user(session, system, email=email, full_name=full_name,
-                                     role=role, password=password)
+            user = users.create_user(
+                session, system, email=email, full_name=full_name, role=role, password=password
+            )
             session.commit()
     except DomainError as exc:
         session.rollback()
@@ -121,7 +142,7 @@ def create_user(email: str, full_name: str, role: str,
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit chain; exit 1 and list each break if a record was altered, deleted or moved."""
+    """Check the audit chain; exit 1 and list each altered, deleted or moved record."""
     from parcours.core import audit
     from parcours.core.db import new_session
 
@@ -152,8 +173,9 @@ def audit_head() -> None:
     typer.echo(f"{seq} {digest}")
 
 
-@bench_app.command("crm", context_settings={"allow_extra_args": True,
-                                           "ignore_unknown_options": True})
+@bench_app.command(
+    "crm", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 def bench_crm(ctx: typer.Context) -> None:
     """Run benchmarks/crm.py with the given options."""
     script = ROOT / "benchmarks" / "crm.py"

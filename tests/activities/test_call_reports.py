@@ -2,11 +2,12 @@
 
 from datetime import UTC, datetime, timedelta
 
-from factories import api_headers, create_hcp, create_product, create_territory_tree, create_user
 from sqlalchemy import func, select
 
 from parcours.activities.models import Activity, Amendment, Attendee
 from parcours.core.models import AuditRecord
+
+from factories import api_headers, create_hcp, create_product, create_territory_tree, create_user
 
 
 def _setup(session, client):
@@ -18,10 +19,17 @@ def _setup(session, client):
 
 
 def _call(client, headers, hcp, product, **over):
-    body = {"account_ids": [hcp.id], "channel": "field_visit",
-            "start_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-            "status": "saved", "duration_min": 20, "outcome": "positive",
-            "product_ids": [product.id], "key_messages": ["Efficacy"], **over}
+    body = {
+        "account_ids": [hcp.id],
+        "channel": "field_visit",
+        "start_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "status": "saved",
+        "duration_min": 20,
+        "outcome": "positive",
+        "product_ids": [product.id],
+        "key_messages": ["Efficacy"],
+        **over,
+    }
     return client.post("/api/v1/activities", json=body, headers=headers)
 
 
@@ -43,9 +51,11 @@ def test_amendment_keeps_the_original(session, client):
     rep, hcp, product, headers = _setup(session, client)
     act_id = _call(client, headers, hcp, product).json()["id"]
     client.post(f"/api/v1/activities/{act_id}/submit", headers=headers)
-    resp = client.post(f"/api/v1/activities/{act_id}/amendments",
-                       json={"reason": "Wrong duration", "changes": {"duration_min": 35}},
-                       headers=headers)
+    resp = client.post(
+        f"/api/v1/activities/{act_id}/amendments",
+        json={"reason": "Wrong duration", "changes": {"duration_min": 35}},
+        headers=headers,
+    )
     assert resp.status_code == 201, resp.text
     detail = client.get(f"/api/v1/activities/{act_id}", headers=headers).json()
     assert detail["duration_min"] == 20
@@ -57,8 +67,11 @@ def test_amendment_cannot_touch_locked_fields(session, client):
     rep, hcp, product, headers = _setup(session, client)
     act_id = _call(client, headers, hcp, product).json()["id"]
     client.post(f"/api/v1/activities/{act_id}/submit", headers=headers)
-    resp = client.post(f"/api/v1/activities/{act_id}/amendments",
-                       json={"reason": "x", "changes": {"account_id": 1}}, headers=headers)
+    resp = client.post(
+        f"/api/v1/activities/{act_id}/amendments",
+        json={"reason": "x", "changes": {"account_id": 1}},
+        headers=headers,
+    )
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "account_id"
     assert session.scalar(select(func.count(Amendment.id))) == 0
@@ -66,8 +79,9 @@ def test_amendment_cannot_touch_locked_fields(session, client):
 
 def test_submit_names_every_missing_field(session, client):
     rep, hcp, product, headers = _setup(session, client)
-    act_id = _call(client, headers, hcp, product, duration_min=None, outcome=None,
-                   product_ids=[]).json()["id"]
+    act_id = _call(
+        client, headers, hcp, product, duration_min=None, outcome=None, product_ids=[]
+    ).json()["id"]
     resp = client.post(f"/api/v1/activities/{act_id}/submit", headers=headers)
     assert resp.status_code == 422
     fields = {e["field"] for e in resp.json()["errors"]}
@@ -77,8 +91,9 @@ def test_submit_names_every_missing_field(session, client):
 
 def test_future_call_cannot_be_submitted(session, client):
     rep, hcp, product, headers = _setup(session, client)
-    act_id = _call(client, headers, hcp, product,
-                   start_at=(datetime.now(UTC) + timedelta(days=2)).isoformat()).json()["id"]
+    act_id = _call(
+        client, headers, hcp, product, start_at=(datetime.now(UTC) + timedelta(days=2)).isoformat()
+    ).json()["id"]
     resp = client.post(f"/api/v1/activities/{act_id}/submit", headers=headers)
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "start_at"
@@ -105,14 +120,18 @@ def test_failed_group_call_leaves_no_partial_rows(session, client):
     other = create_hcp(session, tree["south1"])
     product = create_product(session)
     headers = api_headers(client, rep)
-    before = (session.scalar(select(func.count(Activity.id))),
-              session.scalar(select(func.count(Attendee.id))),
-              session.scalar(select(func.count(AuditRecord.id))))
+    before = (
+        session.scalar(select(func.count(Activity.id))),
+        session.scalar(select(func.count(Attendee.id))),
+        session.scalar(select(func.count(AuditRecord.id))),
+    )
     resp = _call(client, headers, mine, product, account_ids=[mine.id, other.id])
     assert resp.status_code == 404
-    after = (session.scalar(select(func.count(Activity.id))),
-             session.scalar(select(func.count(Attendee.id))),
-             session.scalar(select(func.count(AuditRecord.id))))
+    after = (
+        session.scalar(select(func.count(Activity.id))),
+        session.scalar(select(func.count(Attendee.id))),
+        session.scalar(select(func.count(AuditRecord.id))),
+    )
     assert after == before
 
 
@@ -145,8 +164,11 @@ def test_oversized_body_is_refused(session, client):
 
 def test_malformed_json_is_a_422(session, client):
     rep, hcp, product, headers = _setup(session, client)
-    resp = client.post("/api/v1/activities", content=b"{not json",
-                       headers={**headers, "content-type": "application/json"})
+    resp = client.post(
+        "/api/v1/activities",
+        content=b"{not json",
+        headers={**headers, "content-type": "application/json"},
+    )
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
 
@@ -154,8 +176,11 @@ def test_malformed_json_is_a_422(session, client):
 def test_tasks_follow_up(session, client):
     rep, hcp, product, headers = _setup(session, client)
     due = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
-    resp = client.post("/api/v1/tasks", json={"title": "Send study", "due_date": due,
-                                              "account_id": hcp.id}, headers=headers)
+    resp = client.post(
+        "/api/v1/tasks",
+        json={"title": "Send study", "due_date": due, "account_id": hcp.id},
+        headers=headers,
+    )
     assert resp.status_code == 201
     task_id = resp.json()["id"]
     assert [t["id"] for t in client.get("/api/v1/tasks", headers=headers).json()] == [task_id]

@@ -5,14 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, migrate
-from factories import create_hcp, create_territory_tree, create_user
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from parcours.core import audit
 from parcours.core.db import make_engine
 from parcours.core.models import AuditRecord
+
+from conftest import ROOT, migrate
+from factories import create_hcp, create_territory_tree, create_user
 
 
 def test_create_update_delete_are_recorded_with_before_and_after(session):
@@ -23,9 +24,11 @@ def test_create_update_delete_are_recorded_with_before_and_after(session):
         session.flush()
         session.delete(hcp)
         session.flush()
-    recs = session.scalars(select(AuditRecord).where(AuditRecord.entity == "accounts",
-                                                     AuditRecord.entity_id == str(hcp.id))
-                           .order_by(AuditRecord.seq)).all()
+    recs = session.scalars(
+        select(AuditRecord)
+        .where(AuditRecord.entity == "accounts", AuditRecord.entity_id == str(hcp.id))
+        .order_by(AuditRecord.seq)
+    ).all()
     assert [r.action for r in recs] == ["create", "update", "delete"]
     assert recs[0].before is None and recs[0].after["last_name"] == "Durand"
     assert recs[1].before["specialty"] == "Cardiology" and recs[1].after["specialty"] == "Oncology"
@@ -46,8 +49,9 @@ def test_verify_finds_an_altered_record(session):
     count, problems = audit.verify(session)
     assert count > 5 and problems == []
     victim = session.scalars(select(AuditRecord).order_by(AuditRecord.seq).offset(2)).first()
-    session.execute(text("UPDATE audit_records SET actor = 'nobody' WHERE id = :id"),
-                    {"id": victim.id})
+    session.execute(
+        text("UPDATE audit_records SET actor = 'nobody' WHERE id = :id"), {"id": victim.id}
+    )
     session.expire_all()
     _, problems = audit.verify(session)
     assert [p.id for p in problems] == [victim.seq]
@@ -69,8 +73,14 @@ def _chain_in_file(tmp_path: Path) -> str:
 
 def _verify_cli(url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PARCOURS_DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "parcours.cli", "audit", "verify"], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "parcours.cli", "audit", "verify"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _tamper(url: str, sql: str) -> None:
@@ -87,10 +97,15 @@ def test_cli_verify_passes_then_catches_a_tampered_row(tmp_path):
     assert "intact" in ok.stdout
     engine = make_engine(url)
     with engine.connect() as conn:
-        seq = conn.execute(text("SELECT min(seq) FROM audit_records WHERE entity = 'accounts'")).scalar()
+        seq = conn.execute(
+            text("SELECT min(seq) FROM audit_records WHERE entity = 'accounts'")
+        ).scalar()
     engine.dispose()
-    _tamper(url, "UPDATE audit_records SET after = replace(after, 'Cardiology', 'Dermatology') "
-                 f"WHERE seq = {seq}")
+    _tamper(
+        url,
+        "UPDATE audit_records SET after = replace(after, 'Cardiology', 'Dermatology') "
+        f"WHERE seq = {seq}",
+    )
     bad = _verify_cli(url)
     assert bad.returncode == 1
     assert f"record #{seq}: content altered" in bad.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -41,7 +40,8 @@ def territory_scope(session: Session, user: User) -> list[int] | None:
     if user.id in cache:
         return cache[user.id]
     paths = session.scalars(
-        select(Territory.path).join(UserTerritory, UserTerritory.territory_id == Territory.id)
+        select(Territory.path)
+        .join(UserTerritory, UserTerritory.territory_id == Territory.id)
         .where(UserTerritory.user_id == user.id)
     ).all()
     ids: list[int] = []
@@ -61,20 +61,24 @@ def readable(session: Session, user: User):
         return Account.id.is_(None)
     return and_(
         Account.status != "erased",
-        exists().where(AccountTerritory.account_id == Account.id,
-                       AccountTerritory.territory_id.in_(scope)),
+        exists().where(
+            AccountTerritory.account_id == Account.id, AccountTerritory.territory_id.in_(scope)
+        ),
     )
 
 
 def can_read(session: Session, user: User, account_id: int) -> bool:
-    return session.scalar(select(Account.id).where(Account.id == account_id,
-                                                   readable(session, user))) is not None
+    return (
+        session.scalar(select(Account.id).where(Account.id == account_id, readable(session, user)))
+        is not None
+    )
 
 
 def get_account(session: Session, user: User, account_id: int) -> Account:
     """An account the user may read; NotFound otherwise, so ids of others don't leak."""
-    account = session.scalar(select(Account).where(Account.id == account_id,
-                                                   readable(session, user)))
+    account = session.scalar(
+        select(Account).where(Account.id == account_id, readable(session, user))
+    )
     if account is None:
         raise NotFound(f"Account {account_id} does not exist or is outside your territories.")
     return account
@@ -103,8 +107,14 @@ class Page:
     extra: dict = field(default_factory=dict)
 
 
-def search_accounts(session: Session, user: User, filters: SearchFilters, *,
-                    cursor: str | None = None, limit: int = 25) -> Page:
+def search_accounts(
+    session: Session,
+    user: User,
+    filters: SearchFilters,
+    *,
+    cursor: str | None = None,
+    limit: int = 25,
+) -> Page:
     """Accounts matching a name prefix and filters, in name order, scoped to the user."""
     if not 1 <= limit <= 200:
         raise Invalid("limit must be between 1 and 200.", field="limit")
@@ -114,11 +124,11 @@ def search_accounts(session: Session, user: User, filters: SearchFilters, *,
     if filters.q:
         key = search_key(filters.q)
         if key.isdigit():
-            stmt = stmt.where(exists().where(Identifier.account_id == Account.id,
-                                             Identifier.value == key))
+            stmt = stmt.where(
+                exists().where(Identifier.account_id == Account.id, Identifier.value == key)
+            )
         elif key:
-            stmt = stmt.where(Account.search_name >= key,
-                              Account.search_name < key + "\uffff")
+            stmt = stmt.where(Account.search_name >= key, Account.search_name < key + "\uffff")
     if filters.specialty:
         stmt = stmt.where(Account.specialty == filters.specialty)
     if filters.city:
@@ -131,12 +141,19 @@ def search_accounts(session: Session, user: User, filters: SearchFilters, *,
         if tpath is None:
             raise Invalid(f"Territory {filters.territory_id} does not exist.", field="territory_id")
         below = select(Territory.id).where(Territory.path.like(tpath + "%"))
-        stmt = stmt.where(exists().where(AccountTerritory.account_id == Account.id,
-                                         AccountTerritory.territory_id.in_(below)))
+        stmt = stmt.where(
+            exists().where(
+                AccountTerritory.account_id == Account.id, AccountTerritory.territory_id.in_(below)
+            )
+        )
     after = pagination.decode(cursor, 2)
     if after:
-        stmt = stmt.where(or_(Account.search_name > after[0],
-                              and_(Account.search_name == after[0], Account.id > after[1])))
+        stmt = stmt.where(
+            or_(
+                Account.search_name > after[0],
+                and_(Account.search_name == after[0], Account.id > after[1]),
+            )
+        )
     rows = list(session.scalars(stmt.order_by(Account.search_name, Account.id).limit(limit + 1)))
     nxt = None
     if len(rows) > limit:
@@ -166,30 +183,56 @@ def profile(session: Session, user: User, account_id: int) -> Profile:
     """Everything the HCP 360 header needs, in a fixed handful of queries."""
     account = get_account(session, user, account_id)
     segment = session.get(Segment, account.segment_id) if account.segment_id else None
-    addresses = list(session.scalars(select(Address).where(Address.account_id == account_id)
-                                     .order_by(Address.is_primary.desc(), Address.id)))
-    identifiers = list(session.scalars(select(Identifier).where(Identifier.account_id == account_id)))
+    addresses = list(
+        session.scalars(
+            select(Address)
+            .where(Address.account_id == account_id)
+            .order_by(Address.is_primary.desc(), Address.id)
+        )
+    )
+    identifiers = list(
+        session.scalars(select(Identifier).where(Identifier.account_id == account_id))
+    )
     if account.kind == "hcp":
         other = Affiliation.hco_id
         cond = Affiliation.hcp_id == account_id
     else:
         other = Affiliation.hcp_id
         cond = Affiliation.hco_id == account_id
-    affiliations = [(a, b) for a, b in session.execute(
-        select(Affiliation, Account).join(Account, Account.id == other).where(cond)
-        .order_by(Affiliation.is_primary.desc()).limit(50)).all()]
-    territories = list(session.scalars(
-        select(Territory).join(AccountTerritory, AccountTerritory.territory_id == Territory.id)
-        .where(AccountTerritory.account_id == account_id)))
+    affiliations = [
+        (a, b)
+        for a, b in session.execute(
+            select(Affiliation, Account)
+            .join(Account, Account.id == other)
+            .where(cond)
+            .order_by(Affiliation.is_primary.desc())
+            .limit(50)
+        ).all()
+    ]
+    territories = list(
+        session.scalars(
+            select(Territory)
+            .join(AccountTerritory, AccountTerritory.territory_id == Territory.id)
+            .where(AccountTerritory.account_id == account_id)
+        )
+    )
     return Profile(account, segment, addresses, identifiers, affiliations, territories)
 
 
 # --- reference data -------------------------------------------------------------------------
 
+
 def specialties(session: Session) -> list[str]:
-    return [s for s in session.scalars(
-        select(Account.specialty).where(Account.specialty.is_not(None)).distinct()
-        .order_by(Account.specialty)) if s]
+    return [
+        s
+        for s in session.scalars(
+            select(Account.specialty)
+            .where(Account.specialty.is_not(None))
+            .distinct()
+            .order_by(Account.specialty)
+        )
+        if s
+    ]
 
 
 def segments(session: Session) -> list[Segment]:
@@ -221,8 +264,16 @@ def get_territory(session: Session, territory_id: int) -> Territory:
     return t
 
 
-def create_territory(session: Session, actor: User, *, code: str, name: str, level: str,
-                     parent_id: int | None, country: str) -> Territory:
+def create_territory(
+    session: Session,
+    actor: User,
+    *,
+    code: str,
+    name: str,
+    level: str,
+    parent_id: int | None,
+    country: str,
+) -> Territory:
     if actor.role != Role.admin:
         raise Forbidden("Only an admin manages territories.")
     if level not in LEVELS:
@@ -238,8 +289,13 @@ def create_territory(session: Session, actor: User, *, code: str, name: str, lev
         raise Invalid(f"A {level} needs a parent.", field="parent_id")
     if session.scalar(select(Territory.id).where(Territory.code == code)):
         raise Conflict(f"Territory code {code} is already used.", field="code")
-    t = Territory(code=code, name=name, level=level, parent_id=parent_id,
-                  country=(parent.country if parent else country).upper())
+    t = Territory(
+        code=code,
+        name=name,
+        level=level,
+        parent_id=parent_id,
+        country=(parent.country if parent else country).upper(),
+    )
     session.add(t)
     session.flush()
     t.path = f"{parent.path if parent else '/'}{t.id}/"
@@ -247,8 +303,9 @@ def create_territory(session: Session, actor: User, *, code: str, name: str, lev
     return t
 
 
-def align_account(session: Session, actor: User, account_id: int, territory_id: int
-                  ) -> AccountTerritory:
+def align_account(
+    session: Session, actor: User, account_id: int, territory_id: int
+) -> AccountTerritory:
     if actor.role != Role.admin:
         raise Forbidden("Only an admin changes alignments.")
     if session.get(Account, account_id) is None:
@@ -260,8 +317,9 @@ def align_account(session: Session, actor: User, account_id: int, territory_id: 
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise Conflict("This account is already aligned to this territory.",
-                       field="territory_id") from exc
+        raise Conflict(
+            "This account is already aligned to this territory.", field="territory_id"
+        ) from exc
     return row
 
 
@@ -277,8 +335,9 @@ def align_user(session: Session, actor: User, user_id: int, territory_id: int) -
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise Conflict("This user is already aligned to this territory.",
-                       field="territory_id") from exc
+        raise Conflict(
+            "This user is already aligned to this territory.", field="territory_id"
+        ) from exc
     session.info.pop("territory_scope", None)
     return row
 
@@ -295,21 +354,29 @@ def unalign(session: Session, actor: User, kind: str, alignment_id: int) -> None
     session.info.pop("territory_scope", None)
 
 
-def account_alignments(session: Session, territory_id: int) -> list[tuple[AccountTerritory, Account]]:
-    return list(session.execute(
-        select(AccountTerritory, Account).join(Account, Account.id == AccountTerritory.account_id)
-        .where(AccountTerritory.territory_id == territory_id).order_by(Account.search_name)
-        .limit(500)).all())
+def account_alignments(
+    session: Session, territory_id: int
+) -> list[tuple[AccountTerritory, Account]]:
+    return list(
+        session.execute(
+            select(AccountTerritory, Account)
+            .join(Account, Account.id == AccountTerritory.account_id)
+            .where(AccountTerritory.territory_id == territory_id)
+            .order_by(Account.search_name)
+            .limit(500)
+        ).all()
+    )
 
 
-def user_alignments(session: Session, territory_id: int | None = None
-                    ) -> list[tuple[UserTerritory, User, Territory]]:
-    stmt = (select(UserTerritory, User, Territory)
-            .join(User, User.id == UserTerritory.user_id)
-            .join(Territory, Territory.id == UserTerritory.territory_id)
-            .order_by(Territory.path, User.full_name))
+def user_alignments(
+    session: Session, territory_id: int | None = None
+) -> list[tuple[UserTerritory, User, Territory]]:
+    stmt = (
+        select(UserTerritory, User, Territory)
+        .join(User, User.id == UserTerritory.user_id)
+        .join(Territory, Territory.id == UserTerritory.territory_id)
+        .order_by(Territory.path, User.full_name)
+    )
     if territory_id:
         stmt = stmt.where(UserTerritory.territory_id == territory_id)
     return list(session.execute(stmt).all())
-
-

@@ -24,10 +24,13 @@ router = APIRouter()
 def detail(session, act) -> ActivityDetail:
     amends = service.amendments(session, act.id)
     eff = service.effective(act, amends)
-    return activity_read(act, ActivityDetail,
-                         attendee_ids=[a.id for a in service.attendees(session, act.id)],
-                         amendments=[AmendmentRead.model_validate(a) for a in amends],
-                         effective=eff)
+    return activity_read(
+        act,
+        ActivityDetail,
+        attendee_ids=[a.id for a in service.attendees(session, act.id)],
+        amendments=[AmendmentRead.model_validate(a) for a in amends],
+        effective=eff,
+    )
 
 
 @router.post("/activities", response_model=ActivityDetail, status_code=201, tags=["activities"])
@@ -47,24 +50,29 @@ def update_activity(activity_id: int, body: ActivityUpdate, user: ApiUser, sessi
     return detail(session, act)
 
 
-@router.post("/activities/{activity_id}/submit", response_model=ActivityDetail,
-             tags=["activities"])
+@router.post("/activities/{activity_id}/submit", response_model=ActivityDetail, tags=["activities"])
 def submit_activity(activity_id: int, user: ApiUser, session: SessionDep):
     return detail(session, service.submit_activity(session, user, activity_id))
 
 
-@router.post("/activities/{activity_id}/amendments", response_model=AmendmentRead,
-             status_code=201, tags=["activities"])
+@router.post(
+    "/activities/{activity_id}/amendments",
+    response_model=AmendmentRead,
+    status_code=201,
+    tags=["activities"],
+)
 def amend_activity(activity_id: int, body: AmendmentCreate, user: ApiUser, session: SessionDep):
-    amendment = service.amend_activity(session, user, activity_id, reason=body.reason,
-                                       changes=body.changes)
+    amendment = service.amend_activity(
+        session, user, activity_id, reason=body.reason, changes=body.changes
+    )
     return AmendmentRead.model_validate(amendment)
 
 
 @router.get("/tasks", response_model=list[TaskRead], tags=["tasks"])
 def list_tasks(user: ApiUser, session: SessionDep, account_id: int | None = None):
-    return [TaskRead.model_validate(t)
-            for t in service.open_tasks(session, user, account_id=account_id)]
+    return [
+        TaskRead.model_validate(t) for t in service.open_tasks(session, user, account_id=account_id)
+    ]
 
 
 @router.post("/tasks", response_model=TaskRead, status_code=201, tags=["tasks"])

@@ -17,8 +17,16 @@ from parcours.core.models import Role, User
 from parcours.core.settings import get_settings
 
 CALL_CHANNELS = ("field_visit", "phone", "remote_detailing")
-EDITABLE = ("channel", "start_at", "duration_min", "subject", "outcome", "notes",
-            "product_ids", "key_messages")
+EDITABLE = (
+    "channel",
+    "start_at",
+    "duration_min",
+    "subject",
+    "outcome",
+    "notes",
+    "product_ids",
+    "key_messages",
+)
 AMENDABLE = ("duration_min", "subject", "outcome", "notes", "product_ids", "key_messages")
 MAX_ATTENDEES = 50
 
@@ -36,17 +44,21 @@ def _check_fields(session: Session, data: dict) -> None:
     if "channel" in data and data["channel"] not in CHANNELS:
         errors.append({"field": "channel", "message": f"Unknown channel {data['channel']!r}."})
     if data.get("duration_min") is not None and not 0 <= data["duration_min"] <= 24 * 60:
-        errors.append({"field": "duration_min", "message": "Duration is between 0 and 1440 minutes."})
+        errors.append(
+            {"field": "duration_min", "message": "Duration is between 0 and 1440 minutes."}
+        )
     if data.get("outcome") is not None and data["outcome"] not in OUTCOMES:
         errors.append({"field": "outcome", "message": f"Outcome is one of {', '.join(OUTCOMES)}."})
     if "product_ids" in data and data["product_ids"]:
         ids = set(data["product_ids"])
         found = set(session.scalars(select(Product.id).where(Product.id.in_(ids))))
         if ids - found:
-            errors.append({"field": "product_ids",
-                           "message": f"Unknown product(s): {sorted(ids - found)}."})
-    if data.get("key_messages") and any(not isinstance(k, str) or len(k) > 200
-                                        for k in data["key_messages"]):
+            errors.append(
+                {"field": "product_ids", "message": f"Unknown product(s): {sorted(ids - found)}."}
+            )
+    if data.get("key_messages") and any(
+        not isinstance(k, str) or len(k) > 200 for k in data["key_messages"]
+    ):
         errors.append({"field": "key_messages", "message": "Key messages are short texts."})
     if data.get("start_at") is not None and data["start_at"].tzinfo is None:
         data["start_at"] = data["start_at"].replace(tzinfo=local_zone())
@@ -63,14 +75,22 @@ def get_activity(session: Session, user: User, activity_id: int) -> Activity:
 
 
 def attendees(session: Session, activity_id: int) -> list[Account]:
-    return list(session.scalars(
-        select(Account).join(Attendee, Attendee.account_id == Account.id)
-        .where(Attendee.activity_id == activity_id).order_by(Attendee.id)))
+    return list(
+        session.scalars(
+            select(Account)
+            .join(Attendee, Attendee.account_id == Account.id)
+            .where(Attendee.activity_id == activity_id)
+            .order_by(Attendee.id)
+        )
+    )
 
 
 def amendments(session: Session, activity_id: int) -> list[Amendment]:
-    return list(session.scalars(select(Amendment).where(Amendment.activity_id == activity_id)
-                                .order_by(Amendment.id)))
+    return list(
+        session.scalars(
+            select(Amendment).where(Amendment.activity_id == activity_id).order_by(Amendment.id)
+        )
+    )
 
 
 def effective(act: Activity, amends: list[Amendment]) -> dict:
@@ -81,13 +101,23 @@ def effective(act: Activity, amends: list[Amendment]) -> dict:
     return values
 
 
-def create_activity(session: Session, user: User, *, account_ids: list[int], channel: str,
-                    start_at: datetime, status: str = "planned", kind: str | None = None,
-                    duration_min: int | None = None, subject: str | None = None,
-                    outcome: str | None = None, notes: str | None = None,
-                    product_ids: list[int] | None = None,
-                    key_messages: list[str] | None = None) -> Activity:
-    """Plan or record a touchpoint; the first account is the primary one, others make a group call."""
+def create_activity(
+    session: Session,
+    user: User,
+    *,
+    account_ids: list[int],
+    channel: str,
+    start_at: datetime,
+    status: str = "planned",
+    kind: str | None = None,
+    duration_min: int | None = None,
+    subject: str | None = None,
+    outcome: str | None = None,
+    notes: str | None = None,
+    product_ids: list[int] | None = None,
+    key_messages: list[str] | None = None,
+) -> Activity:
+    """Plan or record a touchpoint; the first account is primary, more make a group call."""
     if not account_ids:
         raise Invalid("At least one account is needed.", field="account_ids")
     if len(set(account_ids)) != len(account_ids):
@@ -96,21 +126,39 @@ def create_activity(session: Session, user: User, *, account_ids: list[int], cha
         raise Invalid(f"At most {MAX_ATTENDEES} accounts in one call.", field="account_ids")
     if status not in ("planned", "saved"):
         raise Invalid("A new activity is planned or saved; submit it afterwards.", field="status")
-    data = {"channel": channel, "duration_min": duration_min, "outcome": outcome,
-            "product_ids": product_ids or [], "key_messages": key_messages or [],
-            "start_at": start_at}
+    data = {
+        "channel": channel,
+        "duration_min": duration_min,
+        "outcome": outcome,
+        "product_ids": product_ids or [],
+        "key_messages": key_messages or [],
+        "start_at": start_at,
+    }
     _check_fields(session, data)
     for account_id in account_ids:
         accounts.require_writable(session, user, account_id)
-    act = Activity(channel=channel, kind=kind, status=status, owner_id=user.id,
-                   account_id=account_ids[0], start_at=data["start_at"],
-                   duration_min=duration_min, subject=subject, outcome=outcome, notes=notes,
-                   product_ids=data["product_ids"], key_messages=data["key_messages"])
+    act = Activity(
+        channel=channel,
+        kind=kind,
+        status=status,
+        owner_id=user.id,
+        account_id=account_ids[0],
+        start_at=data["start_at"],
+        duration_min=duration_min,
+        subject=subject,
+        outcome=outcome,
+        notes=notes,
+        product_ids=data["product_ids"],
+        key_messages=data["key_messages"],
+    )
     session.add(act)
     session.flush()
     for account_id in account_ids:
-        session.add(Attendee(activity_id=act.id, account_id=account_id,
-                             start_at=act.start_at, channel=channel))
+        session.add(
+            Attendee(
+                activity_id=act.id, account_id=account_id, start_at=act.start_at, channel=channel
+            )
+        )
     session.flush()
     return act
 
@@ -164,8 +212,9 @@ def submit_activity(session: Session, user: User, activity_id: int) -> Activity:
     return act
 
 
-def amend_activity(session: Session, user: User, activity_id: int, *, reason: str,
-                   changes: dict) -> Amendment:
+def amend_activity(
+    session: Session, user: User, activity_id: int, *, reason: str, changes: dict
+) -> Amendment:
     """Correct a submitted call: the correction is kept beside the untouched original."""
     act = get_activity(session, user, activity_id)
     if act.status != "submitted":
@@ -179,23 +228,34 @@ def amend_activity(session: Session, user: User, activity_id: int, *, reason: st
     if unknown:
         raise Invalid(f"{sorted(unknown)[0]} cannot be amended.", field=sorted(unknown)[0])
     _check_fields(session, dict(changes))
-    amendment = Amendment(activity_id=act.id, author_id=user.id, reason=reason.strip(),
-                          changes=changes)
+    amendment = Amendment(
+        activity_id=act.id, author_id=user.id, reason=reason.strip(), changes=changes
+    )
     session.add(amendment)
     session.flush()
     return amendment
 
 
-def timeline(session: Session, user: User, account_id: int, *, cursor: str | None = None,
-             limit: int = 20, channel: str | None = None) -> accounts.Page:
+def timeline(
+    session: Session,
+    user: User,
+    account_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = 20,
+    channel: str | None = None,
+) -> accounts.Page:
     """Every touchpoint of one account across channels, newest first."""
     accounts.get_account(session, user, account_id)
     if not 1 <= limit <= 100:
         raise Invalid("limit must be between 1 and 100.", field="limit")
     if channel and channel not in CHANNELS:
         raise Invalid(f"Unknown channel {channel!r}.", field="channel")
-    stmt = (select(Activity).join(Attendee, Attendee.activity_id == Activity.id)
-            .where(Attendee.account_id == account_id))
+    stmt = (
+        select(Activity)
+        .join(Attendee, Attendee.activity_id == Activity.id)
+        .where(Attendee.account_id == account_id)
+    )
     if channel:
         stmt = stmt.where(Attendee.channel == channel)
     after = pagination.decode(cursor, 2)
@@ -204,10 +264,17 @@ def timeline(session: Session, user: User, account_id: int, *, cursor: str | Non
             at = datetime.fromisoformat(after[0])
         except (TypeError, ValueError) as exc:
             raise Invalid("The cursor is not one this server gave.", field="cursor") from exc
-        stmt = stmt.where(or_(Attendee.start_at < at,
-                              and_(Attendee.start_at == at, Attendee.activity_id < after[1])))
-    rows = list(session.scalars(
-        stmt.order_by(Attendee.start_at.desc(), Attendee.activity_id.desc()).limit(limit + 1)))
+        stmt = stmt.where(
+            or_(
+                Attendee.start_at < at,
+                and_(Attendee.start_at == at, Attendee.activity_id < after[1]),
+            )
+        )
+    rows = list(
+        session.scalars(
+            stmt.order_by(Attendee.start_at.desc(), Attendee.activity_id.desc()).limit(limit + 1)
+        )
+    )
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -224,16 +291,30 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def calls_for_day(session: Session, user: User, day: date) -> list[tuple[Activity, Account]]:
     """The user's own activities on a local day, in time order, with their primary account."""
     start, end = day_bounds(day)
-    return list(session.execute(
-        select(Activity, Account).join(Account, Account.id == Activity.account_id)
-        .where(Activity.owner_id == user.id, Activity.start_at >= start, Activity.start_at < end)
-        .order_by(Activity.start_at)).all())
+    return list(
+        session.execute(
+            select(Activity, Account)
+            .join(Account, Account.id == Activity.account_id)
+            .where(
+                Activity.owner_id == user.id, Activity.start_at >= start, Activity.start_at < end
+            )
+            .order_by(Activity.start_at)
+        ).all()
+    )
 
 
 # --- tasks ------------------------------------------------------------------------------------
 
-def create_task(session: Session, user: User, *, title: str, due_date: date,
-                account_id: int | None = None, activity_id: int | None = None) -> Task:
+
+def create_task(
+    session: Session,
+    user: User,
+    *,
+    title: str,
+    due_date: date,
+    account_id: int | None = None,
+    activity_id: int | None = None,
+) -> Task:
     if not title or not title.strip():
         raise Invalid("A task needs a title.", field="title")
     if len(title) > 200:
@@ -242,8 +323,13 @@ def create_task(session: Session, user: User, *, title: str, due_date: date,
         accounts.require_writable(session, user, account_id)
     if activity_id is not None:
         get_activity(session, user, activity_id)
-    task = Task(owner_id=user.id, title=title.strip(), due_date=due_date,
-                account_id=account_id, activity_id=activity_id)
+    task = Task(
+        owner_id=user.id,
+        title=title.strip(),
+        due_date=due_date,
+        account_id=account_id,
+        activity_id=activity_id,
+    )
     session.add(task)
     session.flush()
     return task
@@ -273,8 +359,9 @@ def update_task(session: Session, user: User, task_id: int, **changes) -> Task:
     return task
 
 
-def open_tasks(session: Session, user: User, *, account_id: int | None = None,
-               limit: int = 50) -> list[Task]:
+def open_tasks(
+    session: Session, user: User, *, account_id: int | None = None, limit: int = 50
+) -> list[Task]:
     stmt = select(Task).where(Task.status == "open")
     if account_id is not None:
         accounts.get_account(session, user, account_id)

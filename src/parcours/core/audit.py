@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import event, inspect, insert, select, text
+from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from parcours.core.db import Base
@@ -84,8 +84,21 @@ def record_hash(prev_hash: str, fields: dict) -> str:
 
 
 def _fields(rec: dict) -> dict:
-    return {k: rec[k] for k in ("seq", "at", "actor_id", "actor", "action", "entity", "entity_id",
-                                "before", "after", "note")}
+    return {
+        k: rec[k]
+        for k in (
+            "seq",
+            "at",
+            "actor_id",
+            "actor",
+            "action",
+            "entity",
+            "entity_id",
+            "before",
+            "after",
+            "note",
+        )
+    }
 
 
 @event.listens_for(Session, "before_flush")
@@ -95,7 +108,9 @@ def _collect(session: Session, _ctx, _instances) -> None:
         if getattr(obj, "__audited__", False):
             pending.append(("create", obj, None))
     for obj in session.dirty:
-        if getattr(obj, "__audited__", False) and session.is_modified(obj, include_collections=False):
+        if getattr(obj, "__audited__", False) and session.is_modified(
+            obj, include_collections=False
+        ):
             before = _before_values(obj)
             pending.append(("update", obj, before))
     for obj in session.deleted:
@@ -114,11 +129,18 @@ def _write(session: Session, _ctx) -> None:
         after = None if action == "delete" else _snapshot(obj)
         if action == "update" and before == after:
             continue
-        rows.append({
-            "actor_id": actor_id, "actor": actor, "action": action,
-            "entity": obj.__tablename__, "entity_id": _entity_id(obj),
-            "before": before, "after": after, "note": None,
-        })
+        rows.append(
+            {
+                "actor_id": actor_id,
+                "actor": actor,
+                "action": action,
+                "entity": obj.__tablename__,
+                "entity_id": _entity_id(obj),
+                "before": before,
+                "after": after,
+                "note": None,
+            }
+        )
     append(session, rows)
 
 
@@ -147,14 +169,26 @@ def append(session: Session, rows: list[dict]) -> None:
         prev = row["hash"]
 
 
-def note(session: Session, entity: str, entity_id: str, action: str, note: str,
-         after: dict | None = None) -> None:
+def note(
+    session: Session, entity: str, entity_id: str, action: str, note: str, after: dict | None = None
+) -> None:
     """An audit record for work done outside the ORM (bulk loads, logins, exports)."""
     actor_id, actor = _actor.get()
-    append(session, [{
-        "actor_id": actor_id, "actor": actor, "action": action, "entity": entity,
-        "entity_id": entity_id, "before": None, "after": _plain(after), "note": note,
-    }])
+    append(
+        session,
+        [
+            {
+                "actor_id": actor_id,
+                "actor": actor,
+                "action": action,
+                "entity": entity,
+                "entity_id": entity_id,
+                "before": None,
+                "after": _plain(after),
+                "note": note,
+            }
+        ],
+    )
 
 
 @dataclass
@@ -170,9 +204,16 @@ def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
     last_seq = 0
     count = 0
     while True:
-        recs = session.execute(
-            select(AuditRecord).where(AuditRecord.seq > last_seq).order_by(AuditRecord.seq).limit(batch)
-        ).scalars().all()
+        recs = (
+            session.execute(
+                select(AuditRecord)
+                .where(AuditRecord.seq > last_seq)
+                .order_by(AuditRecord.seq)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
         if not recs:
             break
         for r in recs:
@@ -180,11 +221,20 @@ def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
             if r.seq != last_seq + 1:
                 problems.append(Problem(r.seq, f"records {last_seq + 1}..{r.seq - 1} are missing"))
             if r.prev_hash != prev:
-                problems.append(Problem(r.seq, "does not follow the previous record (deleted or reordered)"))
+                problems.append(
+                    Problem(r.seq, "does not follow the previous record (deleted or reordered)")
+                )
             fields = {
-                "seq": r.seq, "at": r.at.astimezone(UTC).isoformat(), "actor_id": r.actor_id, "actor": r.actor,
-                "action": r.action, "entity": r.entity, "entity_id": r.entity_id,
-                "before": r.before, "after": r.after, "note": r.note,
+                "seq": r.seq,
+                "at": r.at.astimezone(UTC).isoformat(),
+                "actor_id": r.actor_id,
+                "actor": r.actor,
+                "action": r.action,
+                "entity": r.entity,
+                "entity_id": r.entity_id,
+                "before": r.before,
+                "after": r.after,
+                "note": r.note,
             }
             if record_hash(r.prev_hash, fields) != r.hash:
                 problems.append(Problem(r.seq, "content altered (hash mismatch)"))

@@ -70,6 +70,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+
         # pysqlite's own transaction handling defers BEGIN; take it over so
         # SAVEPOINTs and write locks behave (SQLAlchemy docs, "Serializable isolation").
         @event.listens_for(engine, "connect")

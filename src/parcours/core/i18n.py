@@ -45,10 +45,7 @@ def format_date(value: date | datetime | None, lang: str, with_time: bool = Fals
         return ""
     if isinstance(value, datetime):
         value = local(value)
-    if lang == "fr":
-        fmt = "%d/%m/%Y"
-    else:
-        fmt = "%d %b %Y"
+    fmt = "%d/%m/%Y" if lang == "fr" else "%d %b %Y"
     if with_time:
         fmt += " %H:%M"
     return value.strftime(fmt)

@@ -28,8 +28,9 @@ def authenticate(session: Session, email: str, password: str) -> User:
     if user is None or not user.is_active:
         raise Unauthorized("Wrong email or password.", field="password")
     if user.locked_until and user.locked_until > _now():
-        raise TooMany("Too many failed attempts: this account is locked for a few minutes.",
-                      field="email")
+        raise TooMany(
+            "Too many failed attempts: this account is locked for a few minutes.", field="email"
+        )
     if not verify_password(user.password_hash, password):
         user.failed_logins += 1
         if user.failed_logins >= settings.login_max_failures:
@@ -46,8 +47,11 @@ def authenticate(session: Session, email: str, password: str) -> User:
 
 def issue_token(session: Session, user: User) -> tuple[str, ApiToken]:
     token = new_token()
-    row = ApiToken(user_id=user.id, token_hash=token_digest(token),
-                   expires_at=_now() + timedelta(seconds=get_settings().token_max_age_s))
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=token_digest(token),
+        expires_at=_now() + timedelta(seconds=get_settings().token_max_age_s),
+    )
     session.add(row)
     session.flush()
     return token, row
@@ -96,10 +100,15 @@ def create_user(session: Session, actor: User, **data) -> User:
     email = data["email"].strip().lower()
     if session.scalar(select(User.id).where(func.lower(User.email) == email)):
         raise Conflict(f"A user with email {email} already exists.", field="email")
-    user = User(email=email, full_name=data["full_name"].strip(), role=data["role"],
-                language=data.get("language") or "fr", country=data.get("country"),
-                manager_id=data.get("manager_id"),
-                password_hash=hash_password(data["password"]))
+    user = User(
+        email=email,
+        full_name=data["full_name"].strip(),
+        role=data["role"],
+        language=data.get("language") or "fr",
+        country=data.get("country"),
+        manager_id=data.get("manager_id"),
+        password_hash=hash_password(data["password"]),
+    )
     session.add(user)
     try:
         session.flush()
