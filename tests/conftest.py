@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -15,15 +12,10 @@ from sqlalchemy.orm import Session
 from parcours.core import audit
 from parcours.core.db import make_engine
 
-ROOT = Path(__file__).resolve().parents[1]
+from factories import ROOT, migrate  # noqa: F401  (re-exported for tests)
+
 PG_URL = os.environ.get("PARCOURS_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-
-
-def migrate(url: str) -> None:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "head")
 
 
 def reset_postgres(url: str) -> None:

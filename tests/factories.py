@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 from datetime import date, timedelta
 from functools import lru_cache
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -23,6 +26,7 @@ from parcours.core.models import User
 from parcours.core.security import hash_password
 
 PASSWORD = "correct-horse-battery"
+ROOT = Path(__file__).resolve().parents[1]
 _seq = itertools.count(1)
 
 
@@ -174,6 +178,12 @@ def create_hco(
         session.add(AccountTerritory(account_id=acc.id, territory_id=territory.id))
         session.flush()
     return acc
+
+
+def migrate(url: str) -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "head")
 
 
 def yesterday():

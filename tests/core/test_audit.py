@@ -12,8 +12,7 @@ from parcours.core import audit
 from parcours.core.db import make_engine
 from parcours.core.models import AuditRecord
 
-from conftest import ROOT, migrate
-from factories import create_hcp, create_territory_tree, create_user
+from factories import ROOT, create_hcp, create_territory_tree, create_user, migrate
 
 
 def test_create_update_delete_are_recorded_with_before_and_after(session):

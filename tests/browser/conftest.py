@@ -1,0 +1,130 @@
+"""A live server on a fresh SQLite file and headless Chromium for the browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from parcours.core.db import make_engine
+
+from factories import ROOT, create_hcp, create_product, create_territory_tree, create_user, migrate
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_world(tmp_path_factory):
+    """A migrated SQLite file with a rep, a territory, HCPs and a product."""
+    path = tmp_path_factory.mktemp("live") / "live.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        tree = create_territory_tree(s)
+        rep = create_user(
+            s,
+            "rep",
+            email="rep.live@example.test",
+            full_name="Camille Rep",
+            language="en",
+            territories=[tree["north1"]],
+        )
+        hcp = create_hcp(
+            s, tree["north1"], last_name="Dupont", first_name="Marie", specialty="Cardiology"
+        )
+        create_hcp(s, tree["north1"], last_name="Durand", first_name="Paul")
+        create_hcp(s, tree["south1"], last_name="Lointain", first_name="Zoé")
+        product = create_product(s, "Vaxelor")
+        s.commit()
+        world = {"url": url, "rep_email": rep.email, "hcp_id": hcp.id, "product": product.name}
+    engine.dispose()
+    return world
+
+
+@pytest.fixture(scope="session")
+def live_server(live_world):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PARCOURS_DATABASE_URL": live_world["url"],
+        "PARCOURS_SECRET_KEY": "browser-test-secret",
+    }
+    log = open(Path(live_world["url"].split("///")[1]).with_suffix(".log"), "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "parcours.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the live server did not start")
+    yield {**live_world, "base": base}
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="en-GB")
+    pg = context.new_page()
+    yield pg
+    context.close()
