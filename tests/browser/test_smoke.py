@@ -1,4 +1,4 @@
-"""A rep in headless Chromium: log in, find an HCP, log and submit a call, see it on the timeline."""
+"""A rep in headless Chromium: log in, find an HCP, submit a call, see it on the timeline."""
 
 import re
 
@@ -12,13 +12,13 @@ pytestmark = pytest.mark.browser
 
 def test_rep_logs_and_submits_a_call(live_server, page):
     base = live_server["base"]
-    page.goto(base + "/accounts/%d" % live_server["hcp_id"])
+    page.goto(f"{base}/accounts/{live_server['hcp_id']}")
     # Not logged in: sent to the login page, and back to the HCP afterwards.
     expect(page).to_have_url(re.compile(r"/login\?next="))
     page.get_by_label("Email").fill(live_server["rep_email"])
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/accounts/%d$" % live_server["hcp_id"]))
+    expect(page).to_have_url(re.compile(rf"/accounts/{live_server['hcp_id']}$"))
 
     # Find the HCP from the top bar like a rep would.
     page.goto(base + "/")
@@ -40,7 +40,7 @@ def test_rep_logs_and_submits_a_call(live_server, page):
     dialog.get_by_role("button", name="Submit and lock").click()
     expect(page.get_by_text(re.compile("Submitted on .* and locked"))).to_be_visible()
 
-    page.goto(base + "/accounts/%d" % live_server["hcp_id"])
+    page.goto(f"{base}/accounts/{live_server['hcp_id']}")
     timeline = page.locator("#timeline, [data-timeline], section:has-text('Timeline')").first
     expect(timeline).to_contain_text("Field visit")
     expect(timeline).to_contain_text("Submitted")
