@@ -1,8 +1,8 @@
-"""foundation: users, audit, accounts, territories, activities, tasks
+"""Foundation: users, tokens, audit trail, accounts, territories, products, activities, tasks.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:13:32.199969
+Create Date: 2026-11-22 15:47:06.613994
 """
 
 import sqlalchemy as sa
@@ -235,7 +235,7 @@ def upgrade() -> None:
 
     op.create_table(
         "activities",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
         sa.Column("kind", sa.String(length=30), nullable=True),
         sa.Column("status", sa.String(length=10), nullable=False),
@@ -340,7 +340,9 @@ def upgrade() -> None:
     op.create_table(
         "activity_amendments",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("activity_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "activity_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("changes", sa.JSON(), nullable=False),
@@ -363,8 +365,10 @@ def upgrade() -> None:
 
     op.create_table(
         "activity_attendees",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("activity_id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "activity_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("start_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
@@ -393,7 +397,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("owner_id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=True),
-        sa.Column("activity_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "activity_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("due_date", sa.Date(), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parcours.core.db import Base, UTCDateTime, utcnow
+from parcours.core.db import Base, BigId, UTCDateTime, utcnow
 
 STATUSES = ("planned", "saved", "submitted")
 OUTCOMES = ("positive", "neutral", "negative", "no_contact")
@@ -23,7 +23,7 @@ class Activity(Base):
         Index("ix_activities_start", "start_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str | None] = mapped_column(String(30))  # e.g. email: sent/opened/clicked
     status: Mapped[str] = mapped_column(String(10), default="planned")
@@ -51,8 +51,8 @@ class Attendee(Base):
         Index("ix_attendees_activity", "activity_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     # Copied from the activity so a timeline page is one index range scan.
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -66,8 +66,9 @@ class Amendment(Base):
     __audited__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
-                                             index=True)
+    activity_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("activities.id", ondelete="CASCADE"), index=True
+    )
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text)
     changes: Mapped[dict] = mapped_column(JSON)
@@ -82,7 +83,7 @@ class Task(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    activity_id: Mapped[int | None] = mapped_column(ForeignKey("activities.id"))
+    activity_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities.id"))
     title: Mapped[str] = mapped_column(String(200))
     due_date: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(10), default="open")  # open | done

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parcours.core.db import Base, UTCDateTime, utcnow
+from parcours.core.db import Base, BigId, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
@@ -56,7 +56,7 @@ class AuditRecord(Base):
     __tablename__ = "audit_records"
     __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(Integer)
