@@ -164,3 +164,36 @@ def test_no_token_and_bad_token_are_401(session, client, world):
     resp = client.get("/api/v1/accounts", headers={"Authorization": "Bearer nope"})
     assert resp.status_code == 401
     assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("role", list(EXPECTED))
+def test_csv_export_holds_only_readable_accounts_and_is_audited(session, client, world, role):
+    import csv
+    import io
+
+    from sqlalchemy import select
+
+    from parcours.core.models import AuditRecord
+
+    h = api_headers(client, world["users"][role])
+    resp = client.get("/api/v1/accounts/export.csv", headers=h)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    read_own, read_other, *_ = EXPECTED[role]
+    expected = {n for n, code in (("Ownington", read_own), ("Otherby", read_other)) if code == 200}
+    assert {r["last_name"] for r in rows} == expected
+    note = session.scalars(
+        select(AuditRecord).where(AuditRecord.action == "export").order_by(AuditRecord.seq.desc())
+    ).first()
+    assert note.actor == world["users"][role].email
+    assert note.note == f"{len(rows)} accounts exported as CSV"
+
+
+def test_page_export_is_scoped_like_the_list(session, client, world):
+    from factories import login
+
+    login(client, world["users"]["rep"].email)
+    resp = client.get("/accounts/export.csv", params={"q": "o"})
+    assert resp.status_code == 200
+    assert "Ownington" in resp.text and "Otherby" not in resp.text

@@ -45,6 +45,14 @@ def test_submit_locks_the_call_and_edit_answers_409(session, client):
     assert resp.status_code == 409
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert session.get(Activity, act_id).notes is None
+    # every write is on the audit trail under the rep's name
+    recs = session.scalars(
+        select(AuditRecord)
+        .where(AuditRecord.entity == "activities", AuditRecord.entity_id == str(act_id))
+        .order_by(AuditRecord.seq)
+    ).all()
+    assert [(r.action, r.actor) for r in recs] == [("create", rep.email), ("update", rep.email)]
+    assert recs[1].before["status"] == "saved" and recs[1].after["status"] == "submitted"
 
 
 def test_amendment_keeps_the_original(session, client):

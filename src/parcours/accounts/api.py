@@ -55,6 +55,34 @@ def list_accounts(
     return AccountPage(items=[account_read(a) for a in page.items], next_cursor=page.next_cursor)
 
 
+@router.get(
+    "/accounts/export.csv",
+    tags=["accounts"],
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_accounts(
+    user: ApiUser,
+    session: SessionDep,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    kind: Annotated[str | None, Query(pattern="^(hcp|hco)$")] = None,
+    specialty: Annotated[str | None, Query(max_length=80)] = None,
+    city: Annotated[str | None, Query(max_length=100)] = None,
+    segment: Annotated[str | None, Query(max_length=20)] = None,
+    territory_id: int | None = None,
+):
+    """The accounts a search finds, as CSV (at most 100,000 rows), scoped like the search."""
+    filters = service.SearchFilters(
+        q=q, kind=kind, specialty=specialty, city=city, segment=segment, territory_id=territory_id
+    )
+    body = service.export_accounts(session, user, filters)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="accounts.csv"'},
+    )
+
+
 @router.get("/accounts/{account_id}", response_model=AccountDetail, tags=["accounts"])
 def get_account(account_id: int, user: ApiUser, session: SessionDep):
     p = service.profile(session, user, account_id)

@@ -11,7 +11,16 @@ from parcours.core.db import Base, UTCDateTime, utcnow
 
 ACCOUNT_KINDS = ("hcp", "hco")
 HCO_TYPES = ("hospital", "clinic", "pharmacy", "practice", "laboratory", "university")
-CHANNELS = ("field_visit", "phone", "remote_detailing", "email", "webinar", "event", "web", "survey")
+CHANNELS = (
+    "field_visit",
+    "phone",
+    "remote_detailing",
+    "email",
+    "webinar",
+    "event",
+    "web",
+    "survey",
+)
 
 
 class Segment(Base):
@@ -94,7 +103,9 @@ class Identifier(Base):
     __table_args__ = (UniqueConstraint("system", "value", name="uq_identifier_system_value"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     system: Mapped[str] = mapped_column(String(20))  # rpps | npi | gln | siret | ...
     value: Mapped[str] = mapped_column(String(40))
 
@@ -104,7 +115,9 @@ class Address(Base):
     __audited__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     line1: Mapped[str] = mapped_column(String(200))
     line2: Mapped[str | None] = mapped_column(String(200))
     postal_code: Mapped[str] = mapped_column(String(20))
@@ -149,8 +162,9 @@ class UserTerritory(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    territory_id: Mapped[int] = mapped_column(ForeignKey("territories.id", ondelete="CASCADE"),
-                                              index=True)
+    territory_id: Mapped[int] = mapped_column(
+        ForeignKey("territories.id", ondelete="CASCADE"), index=True
+    )
 
 
 class TargetList(Base):
@@ -171,5 +185,7 @@ class TargetListEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     target_list_id: Mapped[int] = mapped_column(ForeignKey("target_lists.id", ondelete="CASCADE"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     planned_calls: Mapped[int] = mapped_column(Integer, default=1)

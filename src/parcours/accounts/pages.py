@@ -60,6 +60,35 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
+@router.get("/accounts/export.csv")
+def export(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    q: str = "",
+    specialty: str = "",
+    city: str = "",
+    segment: str = "",
+    territory: str = "",
+):
+    """The current search as CSV, scoped exactly like the list on screen."""
+    from fastapi.responses import Response
+
+    filters = accounts.SearchFilters(
+        q=q.strip() or None,
+        specialty=specialty or None,
+        city=city.strip() or None,
+        segment=segment or None,
+        territory_id=_int(territory),
+    )
+    body = accounts.export_accounts(session, user, filters)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="accounts.csv"'},
+    )
+
+
 @router.get("/accounts")
 def search(
     request: Request,

@@ -162,6 +162,71 @@ def search_accounts(
     return Page(rows, nxt)
 
 
+EXPORT_COLUMNS = (
+    "id",
+    "kind",
+    "title",
+    "first_name",
+    "last_name",
+    "name",
+    "specialty",
+    "profession",
+    "city",
+    "country",
+    "segment",
+    "emails",
+    "phones",
+)
+EXPORT_MAX_ROWS = 100_000
+
+
+def export_accounts(session: Session, user: User, filters: SearchFilters) -> str:
+    """The accounts a search finds, as CSV, within the user's scope; the export is audited."""
+    import csv
+    import io
+
+    segment_codes = {s.id: s.code for s in segments(session)}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    cursor, count = None, 0
+    while count < EXPORT_MAX_ROWS:
+        page = search_accounts(session, user, filters, cursor=cursor, limit=200)
+        for a in page.items:
+            writer.writerow(
+                [
+                    a.id,
+                    a.kind,
+                    a.title,
+                    a.first_name,
+                    a.last_name,
+                    a.name,
+                    a.specialty,
+                    a.profession,
+                    a.city,
+                    a.country,
+                    segment_codes.get(a.segment_id),
+                    " ".join(a.emails or []),
+                    " ".join(a.phones or []),
+                ]
+            )
+        count += len(page.items)
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    from parcours.core import audit
+
+    audit.note(
+        session,
+        "accounts",
+        "export",
+        "export",
+        f"{count} accounts exported as CSV",
+        after={k: v for k, v in filters.__dict__.items() if v},
+    )
+    return out.getvalue()
+
+
 def display_name(account: Account) -> str:
     if account.kind == "hco":
         return account.name or ""

@@ -34,6 +34,19 @@ def set_actor(user_id: int | None, label: str) -> None:
     _actor.set((user_id, label))
 
 
+def bind_actor(session: Session, user_id: int | None, label: str) -> None:
+    """Attribute every write of this session to this actor (requests, workers).
+
+    Kept on the session rather than only in a context variable: FastAPI runs sync
+    dependencies in worker threads whose context changes never reach the route.
+    """
+    session.info["audit_actor"] = (user_id, label)
+
+
+def _current_actor(session: Session) -> tuple[int | None, str]:
+    return session.info.get("audit_actor") or _actor.get()
+
+
 def _plain(value):
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -123,7 +136,7 @@ def _write(session: Session, _ctx) -> None:
     pending = session.info.pop("audit_pending", [])
     if not pending:
         return
-    actor_id, actor = _actor.get()
+    actor_id, actor = _current_actor(session)
     rows = []
     for action, obj, before in pending:
         after = None if action == "delete" else _snapshot(obj)
@@ -173,7 +186,7 @@ def note(
     session: Session, entity: str, entity_id: str, action: str, note: str, after: dict | None = None
 ) -> None:
     """An audit record for work done outside the ORM (bulk loads, logins, exports)."""
-    actor_id, actor = _actor.get()
+    actor_id, actor = _current_actor(session)
     append(
         session,
         [

@@ -48,7 +48,7 @@ def api_user(request: Request, session: SessionDep) -> User:
     if not token:
         raise Unauthorized("Send a bearer token: POST /api/v1/auth/token first.")
     user = user_for_token(session, token)
-    audit.set_actor(user.id, user.email)
+    audit.bind_actor(session, user.id, user.email)
     request.state.user = user
     return user
 
@@ -76,7 +76,7 @@ async def page_user(request: Request, session: SessionDep) -> User:
         given = request.headers.get("x-csrf-token") or getattr(request.state, "form_csrf", None)
         if not csrf_matches(request.session.get("csrf"), given):
             raise Forbidden("The form expired. Reload the page and try again.")
-    audit.set_actor(user.id, user.email)
+    audit.bind_actor(session, user.id, user.email)
     request.state.user = user
     return user
 
