@@ -150,13 +150,37 @@ def test_search_returns_only_readable_accounts(session, client, world, role):
 
 
 def test_rep_cannot_edit_a_colleagues_call(session, client, world):
-    # The call on "own" belongs to another rep: the north1 rep can read it but not change it.
-    h = api_headers(client, world["users"]["rep"])
-    act = world["acts"]["own"]
-    act.status = "saved"
+    # A saved call on "own" that belongs to another rep: readable, but not theirs to change.
+    act = Activity(
+        channel="phone",
+        status="saved",
+        owner_id=world["users"]["admin"].id,
+        account_id=world["own"].id,
+        start_at=datetime.now(UTC),
+        product_ids=[],
+        key_messages=[],
+    )
+    session.add(act)
     session.flush()
+    h = api_headers(client, world["users"]["rep"])
     resp = client.patch(f"/api/v1/activities/{act.id}", json={"notes": "mine now"}, headers=h)
     assert resp.status_code == 403
+    assert client.post(f"/api/v1/activities/{act.id}/submit", headers=h).status_code == 403
+
+
+def test_submitted_call_cannot_be_changed_by_any_path(session, world):
+    """Invariant 3 below the services: a flush that touches a submitted call fails."""
+    from parcours.core.errors import Conflict
+
+    act_id = world["acts"]["own"].id
+    with pytest.raises(Conflict), session.begin_nested():
+        session.get(Activity, act_id).notes = "rewritten"
+        session.flush()
+    with pytest.raises(Conflict), session.begin_nested():
+        session.delete(session.get(Activity, act_id))
+        session.flush()
+    session.expire_all()
+    assert session.get(Activity, act_id).notes is None
 
 
 def test_no_token_and_bad_token_are_401(session, client, world):
@@ -197,3 +221,54 @@ def test_page_export_is_scoped_like_the_list(session, client, world):
     resp = client.get("/accounts/export.csv", params={"q": "o"})
     assert resp.status_code == 200
     assert "Ownington" in resp.text and "Otherby" not in resp.text
+
+
+def test_hcp_360_hides_affiliations_and_territories_outside_scope(session, client, world):
+    from parcours.accounts.models import AccountTerritory, Affiliation
+
+    from factories import create_hco
+
+    hco = create_hco(session, world["tree"]["north1"], name="CHU Nord")
+    session.add(Affiliation(hcp_id=world["other"].id, hco_id=hco.id, role="Consultant"))
+    session.add(Affiliation(hcp_id=world["own"].id, hco_id=hco.id, role="Head"))
+    session.add(AccountTerritory(account_id=hco.id, territory_id=world["tree"]["south1"].id))
+    session.flush()
+    h = api_headers(client, world["users"]["rep"])
+    detail = client.get(f"/api/v1/accounts/{hco.id}", headers=h).json()
+    assert [a["display_name"] for a in detail["affiliations"]] == ["Dr Claire Ownington"]
+    assert detail["territory_ids"] == [world["tree"]["north1"].id]
+
+
+def test_group_call_led_from_another_territory_stays_out_of_the_timeline(session, client, world):
+    from parcours.accounts.models import AccountTerritory
+
+    # "own" is also aligned to south1; a south rep's group call led on "other" includes it.
+    session.add(
+        AccountTerritory(account_id=world["own"].id, territory_id=world["tree"]["south1"].id)
+    )
+    act = Activity(
+        channel="field_visit",
+        status="saved",
+        owner_id=world["users"]["admin"].id,
+        account_id=world["other"].id,
+        start_at=datetime.now(UTC),
+        product_ids=[],
+        key_messages=[],
+        notes="south-only notes",
+    )
+    session.add(act)
+    session.flush()
+    for hcp in (world["other"], world["own"]):
+        session.add(
+            Attendee(
+                activity_id=act.id, account_id=hcp.id, start_at=act.start_at, channel="field_visit"
+            )
+        )
+    session.flush()
+    h = api_headers(client, world["users"]["rep"])
+    items = client.get(f"/api/v1/accounts/{world['own'].id}/timeline", headers=h).json()["items"]
+    assert act.id not in [i["id"] for i in items]
+    assert client.get(f"/api/v1/activities/{act.id}", headers=h).status_code == 404
+    ha = api_headers(client, world["users"]["admin"])
+    items = client.get(f"/api/v1/accounts/{world['own'].id}/timeline", headers=ha).json()["items"]
+    assert act.id in [i["id"] for i in items]

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -130,6 +131,25 @@ def create_app() -> FastAPI:
         from parcours.web.pages import error_page
 
         return error_page(request, exc.status, exc.detail)
+
+    async def out_of_range(request: Request, exc: Exception):
+        # A number too large for its column, or text PostgreSQL refuses (NUL bytes):
+        # the client's input, not our failure.
+        detail = "A value is out of range or contains characters that cannot be stored."
+        if _is_api(request):
+            return problem(422, "Invalid input", detail, [{"field": "body", "message": detail}])
+        from parcours.web.pages import error_page
+
+        return error_page(request, 422, detail)
+
+    app.add_exception_handler(OverflowError, out_of_range)
+    app.add_exception_handler(DataError, out_of_range)
+
+    @app.exception_handler(StatementError)
+    async def statement_error(request: Request, exc: StatementError):
+        if isinstance(exc.orig, OverflowError | ValueError):
+            return await out_of_range(request, exc)
+        raise exc
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):

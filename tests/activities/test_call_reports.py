@@ -81,7 +81,7 @@ def test_amendment_cannot_touch_locked_fields(session, client):
         headers=headers,
     )
     assert resp.status_code == 422
-    assert resp.json()["errors"][0]["field"] == "account_id"
+    assert resp.json()["errors"][0]["field"] == "changes.account_id"
     assert session.scalar(select(func.count(Amendment.id))) == 0
 
 

@@ -20,7 +20,7 @@ from parcours.accounts.schemas import (
 )
 from parcours.activities import service as activities
 from parcours.activities.schemas import ActivityPage, activity_read
-from parcours.core.deps import ApiUser, SessionDep
+from parcours.core.deps import ApiUser, SessionDep, writes_on_get
 
 router = APIRouter()
 
@@ -61,6 +61,7 @@ def list_accounts(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
+@writes_on_get
 def export_accounts(
     user: ApiUser,
     session: SessionDep,

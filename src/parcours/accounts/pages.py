@@ -14,11 +14,11 @@ from starlette.datastructures import FormData
 from parcours.accounts import service as accounts
 from parcours.accounts.models import CHANNELS, Product
 from parcours.activities import service as activities
-from parcours.core.deps import PageUser, SessionDep
+from parcours.core.deps import PageUser, SessionDep, writes_on_get
 from parcours.core.errors import Invalid
 from parcours.core.i18n import translate
 from parcours.core.models import User
-from parcours.web.pages import flash, form_errors
+from parcours.web.pages import flash, form_errors, is_id
 from parcours.web.render import is_htmx, language, render
 
 router = APIRouter()
@@ -57,10 +57,11 @@ def user_names(session, ids) -> dict[int, str]:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return int(value) if is_id(value) else None
 
 
 @router.get("/accounts/export.csv")
+@writes_on_get
 def export(
     request: Request,
     user: PageUser,

@@ -186,6 +186,13 @@ def export_accounts(session: Session, user: User, filters: SearchFilters) -> str
     import io
 
     segment_codes = {s.id: s.code for s in segments(session)}
+
+    def cell(value):
+        # Spreadsheets run cells that start with = + - @ as formulas (CSV injection).
+        if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            return "'" + value
+        return value
+
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
@@ -194,7 +201,8 @@ def export_accounts(session: Session, user: User, filters: SearchFilters) -> str
         page = search_accounts(session, user, filters, cursor=cursor, limit=200)
         for a in page.items:
             writer.writerow(
-                [
+                cell(v)
+                for v in [
                     a.id,
                     a.kind,
                     a.title,
@@ -269,18 +277,20 @@ def profile(session: Session, user: User, account_id: int) -> Profile:
         for a, b in session.execute(
             select(Affiliation, Account)
             .join(Account, Account.id == other)
-            .where(cond)
+            .where(cond, readable(session, user))
             .order_by(Affiliation.is_primary.desc())
             .limit(50)
         ).all()
     ]
-    territories = list(
-        session.scalars(
-            select(Territory)
-            .join(AccountTerritory, AccountTerritory.territory_id == Territory.id)
-            .where(AccountTerritory.account_id == account_id)
-        )
+    stmt = (
+        select(Territory)
+        .join(AccountTerritory, AccountTerritory.territory_id == Territory.id)
+        .where(AccountTerritory.account_id == account_id)
     )
+    scope = territory_scope(session, user)
+    if scope is not ALL:
+        stmt = stmt.where(Territory.id.in_(scope or [-1]))
+    territories = list(session.scalars(stmt))
     return Profile(account, segment, addresses, identifiers, affiliations, territories)
 
 
@@ -343,6 +353,13 @@ def create_territory(
         raise Forbidden("Only an admin manages territories.")
     if level not in LEVELS:
         raise Invalid("level must be country, region or territory.", field="level")
+    for key, value, limit in (("code", code, 40), ("name", name, 120)):
+        if not value or not value.strip() or len(value) > limit:
+            raise Invalid(f"{key} needs 1 to {limit} characters.", field=key)
+    if parent_id is None and not (
+        isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha()
+    ):
+        raise Invalid("Country is a two-letter code such as FR.", field="country")
     parent = None
     if parent_id is not None:
         parent = session.get(Territory, parent_id)

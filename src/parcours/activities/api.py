@@ -63,7 +63,11 @@ def submit_activity(activity_id: int, user: ApiUser, session: SessionDep):
 )
 def amend_activity(activity_id: int, body: AmendmentCreate, user: ApiUser, session: SessionDep):
     amendment = service.amend_activity(
-        session, user, activity_id, reason=body.reason, changes=body.changes
+        session,
+        user,
+        activity_id,
+        reason=body.reason,
+        changes=body.changes.model_dump(exclude_unset=True),
     )
     return AmendmentRead.model_validate(amendment)
 

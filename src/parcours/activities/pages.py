@@ -19,7 +19,7 @@ from parcours.core.deps import PageUser, SessionDep
 from parcours.core.errors import Forbidden, Invalid
 from parcours.core.i18n import local, translate
 from parcours.core.models import Role, User
-from parcours.web.pages import flash, form_errors, safe_next
+from parcours.web.pages import flash, form_errors, is_id, safe_next
 from parcours.web.render import is_htmx, language, render
 
 router = APIRouter()
@@ -93,7 +93,7 @@ def _str(form: FormData, name: str) -> str:
 def _ints(form: FormData, name: str) -> list[int]:
     out: list[int] = []
     for v in form.getlist(name):
-        if isinstance(v, str) and v.isdigit() and int(v) not in out:
+        if is_id(v) and int(v) not in out:
             out.append(int(v))
     return out
 

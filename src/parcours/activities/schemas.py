@@ -17,7 +17,7 @@ class ActivityCreate(Strict):
     kind: str | None = Field(default=None, max_length=30)
     start_at: datetime
     status: str = Field(default="planned", pattern="^(planned|saved)$")
-    duration_min: int | None = Field(default=None, ge=0, le=1440)
+    duration_min: int | None = Field(default=None, ge=0, le=1440, strict=True)
     subject: str | None = Field(default=None, max_length=200)
     outcome: str | None = Field(default=None, max_length=20)
     notes: str | None = Field(default=None, max_length=10_000)
@@ -29,7 +29,7 @@ class ActivityUpdate(Strict):
     channel: str | None = Field(default=None, pattern=CHANNEL_PATTERN)
     start_at: datetime | None = None
     status: str | None = Field(default=None, pattern="^(planned|saved)$")
-    duration_min: int | None = Field(default=None, ge=0, le=1440)
+    duration_min: int | None = Field(default=None, ge=0, le=1440, strict=True)
     subject: str | None = Field(default=None, max_length=200)
     outcome: str | None = Field(default=None, max_length=20)
     notes: str | None = Field(default=None, max_length=10_000)
@@ -37,9 +37,20 @@ class ActivityUpdate(Strict):
     key_messages: list[str] | None = Field(default=None, max_length=20)
 
 
+class AmendmentChanges(Strict):
+    """The fields an amendment may correct; only those sent are changed."""
+
+    duration_min: int = Field(default=None, ge=0, le=1440, strict=True)
+    subject: str | None = Field(default=None, max_length=200)
+    outcome: str = Field(default=None, pattern="^(positive|neutral|negative|no_contact)$")
+    notes: str | None = Field(default=None, max_length=10_000)
+    product_ids: list[int] = Field(default=None, max_length=20)
+    key_messages: list[str] = Field(default=None, max_length=20)
+
+
 class AmendmentCreate(Strict):
     reason: str = Field(min_length=1, max_length=2000)
-    changes: dict = Field(min_length=1)
+    changes: AmendmentChanges
 
 
 class AmendmentRead(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, event, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from parcours.accounts import service as accounts
@@ -35,22 +35,74 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@event.listens_for(Session, "before_flush")
+def _submitted_calls_are_locked(session: Session, _ctx, _instances) -> None:
+    """Invariant 3 at the lowest level: no flush may change or delete a submitted call."""
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, Activity):
+            status = inspect(obj).attrs.status.history
+            was = status.deleted[0] if status.deleted else obj.status
+            if was == "submitted" and (
+                obj in session.deleted or session.is_modified(obj, include_collections=False)
+            ):
+                raise Conflict("This call report is submitted and locked; add an amendment.")
+        elif (
+            isinstance(obj, Attendee)
+            and obj in session.dirty
+            and session.is_modified(obj, include_collections=False)
+        ):
+            parent = session.get(Activity, obj.activity_id)
+            if parent is not None and parent.status == "submitted":
+                raise Conflict("This call report is submitted and locked; add an amendment.")
+
+
 def local_zone() -> ZoneInfo:
     return ZoneInfo(get_settings().timezone)
 
 
+NOT_NULL = ("channel", "start_at", "product_ids", "key_messages")
+TEXT_LIMITS = {"subject": 200, "notes": 10_000}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_fields(session: Session, data: dict) -> None:
+    """Validate activity fields whatever their source (API body, page form, amendment)."""
     errors = []
-    if "channel" in data and data["channel"] not in CHANNELS:
-        errors.append({"field": "channel", "message": f"Unknown channel {data['channel']!r}."})
-    if data.get("duration_min") is not None and not 0 <= data["duration_min"] <= 24 * 60:
-        errors.append(
-            {"field": "duration_min", "message": "Duration is between 0 and 1440 minutes."}
-        )
+
+    def err(field: str, message: str) -> None:
+        errors.append({"field": field, "message": message})
+
+    for key in NOT_NULL:
+        if key in data and data[key] is None:
+            err(key, f"{key} cannot be empty.")
+    if data.get("channel") is not None and data["channel"] not in CHANNELS:
+        err("channel", f"Unknown channel {data['channel']!r}.")
+    duration = data.get("duration_min")
+    if duration is not None and (not _is_int(duration) or not 0 <= duration <= 24 * 60):
+        err("duration_min", "Duration is between 0 and 1440 minutes.")
     if data.get("outcome") is not None and data["outcome"] not in OUTCOMES:
-        errors.append({"field": "outcome", "message": f"Outcome is one of {', '.join(OUTCOMES)}."})
-    if "product_ids" in data and data["product_ids"]:
-        ids = set(data["product_ids"])
+        err("outcome", f"Outcome is one of {', '.join(OUTCOMES)}.")
+    for key, limit in TEXT_LIMITS.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            err(key, f"{key} is a text of at most {limit} characters.")
+    if data.get("start_at") is not None and not isinstance(data["start_at"], datetime):
+        err("start_at", "start_at is a date and time.")
+    products = data.get("product_ids")
+    if products is not None and (
+        not isinstance(products, list) or not all(_is_int(p) and 0 < p < 2**31 for p in products)
+    ):
+        err("product_ids", "product_ids is a list of product ids.")
+        products = None
+    kms = data.get("key_messages")
+    if kms is not None and not isinstance(kms, list):
+        err("key_messages", "Key messages are a list of short texts.")
+        data = {**data, "key_messages": None}
+    if products:
+        ids = set(products)
         found = set(session.scalars(select(Product.id).where(Product.id.in_(ids))))
         if ids - found:
             errors.append(
@@ -60,15 +112,20 @@ def _check_fields(session: Session, data: dict) -> None:
         not isinstance(k, str) or len(k) > 200 for k in data["key_messages"]
     ):
         errors.append({"field": "key_messages", "message": "Key messages are short texts."})
-    if data.get("start_at") is not None and data["start_at"].tzinfo is None:
+    if isinstance(data.get("start_at"), datetime) and data["start_at"].tzinfo is None:
         data["start_at"] = data["start_at"].replace(tzinfo=local_zone())
     if errors:
         raise Invalid(errors[0]["message"], errors=errors)
 
 
-def get_activity(session: Session, user: User, activity_id: int) -> Activity:
-    """An activity whose primary account the user may read."""
-    act = session.get(Activity, activity_id)
+def get_activity(
+    session: Session, user: User, activity_id: int, *, for_update: bool = False
+) -> Activity:
+    """An activity whose primary account the user may read (row-locked to change it)."""
+    if for_update:
+        act = session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
+    else:
+        act = session.get(Activity, activity_id)
     if act is None or not accounts.can_read(session, user, act.account_id):
         raise NotFound(f"Activity {activity_id} does not exist or is outside your territories.")
     return act
@@ -169,7 +226,7 @@ def _require_owner(user: User, act: Activity) -> None:
 
 
 def update_activity(session: Session, user: User, activity_id: int, **changes) -> Activity:
-    act = get_activity(session, user, activity_id)
+    act = get_activity(session, user, activity_id, for_update=True)
     if act.status == "submitted":
         raise Conflict("This call report is submitted and locked; add an amendment instead.")
     _require_owner(user, act)
@@ -191,7 +248,7 @@ def update_activity(session: Session, user: User, activity_id: int, **changes) -
 
 def submit_activity(session: Session, user: User, activity_id: int) -> Activity:
     """Submit and lock a call report once the fields a report needs are there."""
-    act = get_activity(session, user, activity_id)
+    act = get_activity(session, user, activity_id, for_update=True)
     if act.status == "submitted":
         raise Conflict("This call report is already submitted.")
     _require_owner(user, act)
@@ -216,7 +273,7 @@ def amend_activity(
     session: Session, user: User, activity_id: int, *, reason: str, changes: dict
 ) -> Amendment:
     """Correct a submitted call: the correction is kept beside the untouched original."""
-    act = get_activity(session, user, activity_id)
+    act = get_activity(session, user, activity_id, for_update=True)
     if act.status != "submitted":
         raise Conflict("Only a submitted call is amended; edit it directly instead.")
     _require_owner(user, act)
@@ -256,6 +313,12 @@ def timeline(
         .join(Attendee, Attendee.activity_id == Activity.id)
         .where(Attendee.account_id == account_id)
     )
+    if accounts.territory_scope(session, user) is not accounts.ALL:
+        # A group call led from another territory shows only if its primary account is
+        # readable too: the same rule as opening the activity itself.
+        stmt = stmt.join(Account, Account.id == Activity.account_id).where(
+            accounts.readable(session, user)
+        )
     if channel:
         stmt = stmt.where(Attendee.channel == channel)
     after = pagination.decode(cursor, 2)

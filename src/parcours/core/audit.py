@@ -131,6 +131,12 @@ def _collect(session: Session, _ctx, _instances) -> None:
             pending.append(("delete", obj, _snapshot(obj)))
 
 
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, _previous) -> None:
+    # A failed flush must not leave its objects to be recorded by the next one.
+    session.info.pop("audit_pending", None)
+
+
 @event.listens_for(Session, "after_flush")
 def _write(session: Session, _ctx) -> None:
     pending = session.info.pop("audit_pending", [])

@@ -21,7 +21,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request; committed before the response leaves, rolled back on error."""
-    session = new_session(write=request.method not in SAFE_METHODS)
+    endpoint = request.scope.get("endpoint")
+    writes = request.method not in SAFE_METHODS or getattr(endpoint, "writes_on_get", False)
+    session = new_session(write=writes)
     try:
         yield session
         session.commit()
@@ -33,6 +35,13 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def writes_on_get(endpoint):
+    """Mark a GET route that also writes (an audited export): on SQLite it needs the
+    write lock from the start, since a deferred read transaction cannot later write."""
+    endpoint.writes_on_get = True
+    return endpoint
 
 
 def _bearer(request: Request) -> str | None:
@@ -60,20 +69,31 @@ class LoginRequired(Exception):
     """Raised by page dependencies when no one is logged in; the handler redirects."""
 
 
-async def page_user(request: Request, session: SessionDep) -> User:
-    """The user of the session cookie; checks the CSRF token on every unsafe request."""
+async def _form_csrf(request: Request) -> None:
+    """Read the CSRF field of a posted form (async: the body is read on the event loop).
+
+    No database work here: a blocking query on the event loop would stall every request.
+    """
+    request.state.form_csrf = None
     if request.method not in SAFE_METHODS and "x-csrf-token" not in request.headers:
         ctype = request.headers.get("content-type", "")
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             form = await request.form()
-            request.state.form_csrf = form.get("_csrf")
+            value = form.get("_csrf")
+            request.state.form_csrf = value if isinstance(value, str) else None
+
+
+def page_user(
+    request: Request, session: SessionDep, _csrf: Annotated[None, Depends(_form_csrf)]
+) -> User:
+    """The user of the session cookie; checks the CSRF token on every unsafe request."""
     user_id = request.session.get("user_id")
     user = session.get(User, user_id) if user_id else None
     if user is None or not user.is_active or request.session.get("pw") != user.password_hash[-16:]:
         request.session.clear()
         raise LoginRequired()
     if request.method not in SAFE_METHODS:
-        given = request.headers.get("x-csrf-token") or getattr(request.state, "form_csrf", None)
+        given = request.headers.get("x-csrf-token") or request.state.form_csrf
         if not csrf_matches(request.session.get("csrf"), given):
             raise Forbidden("The form expired. Reload the page and try again.")
     audit.bind_actor(session, user.id, user.email)

@@ -18,7 +18,7 @@ from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound, TooMany
 from parcours.core.i18n import LANGUAGES, translate
 from parcours.core.models import Role, User
 from parcours.core.security import csrf_matches
-from parcours.web.pages import flash, form_errors, safe_next
+from parcours.web.pages import flash, form_errors, is_id, safe_next
 from parcours.web.render import language, render
 
 router = APIRouter()
@@ -173,8 +173,8 @@ def _user_values(form: FormData) -> dict:
         "full_name": _text(form, "full_name"),
         "role": _text(form, "role"),
         "language": _text(form, "language"),
-        "country": _text(form, "country").upper()[:2] or None,
-        "manager_id": int(manager) if manager.isdigit() else None,
+        "country": _text(form, "country").upper() or None,
+        "manager_id": int(manager) if is_id(manager) else None,
         "password": form.get("password") or None,
     }
 
@@ -268,7 +268,7 @@ def territory_create(request: Request, user: PageUser, session: SessionDep, form
         "name": _text(form, "name"),
         "level": _text(form, "level"),
         "country": _text(form, "country").upper() or "FR",
-        "parent_id": int(parent) if parent.isdigit() else None,
+        "parent_id": int(parent) if is_id(parent) else None,
     }
     try:
         missing = [f for f in ("code", "name") if not values[f]]
@@ -331,7 +331,7 @@ def alignment_account_search(
 
 def _territory_id(form: FormData) -> int:
     raw = _text(form, "territory_id")
-    if not raw.isdigit():
+    if not is_id(raw):
         raise NotFound("Territory does not exist.")
     return int(raw)
 
@@ -342,7 +342,7 @@ def align_user(request: Request, user: PageUser, session: SessionDep, form: Form
     tid = _territory_id(form)
     uid = _text(form, "user_id")
     try:
-        accounts.align_user(session, user, int(uid) if uid.isdigit() else -1, tid)
+        accounts.align_user(session, user, int(uid) if is_id(uid) else -1, tid)
         flash(request, "flash.aligned")
     except (Invalid, Conflict):
         flash(request, "flash.align_failed", "error")
@@ -355,7 +355,7 @@ def align_account(request: Request, user: PageUser, session: SessionDep, form: F
     tid = _territory_id(form)
     aid = _text(form, "account_id")
     try:
-        accounts.align_account(session, user, int(aid) if aid.isdigit() else -1, tid)
+        accounts.align_account(session, user, int(aid) if is_id(aid) else -1, tid)
         flash(request, "flash.aligned")
     except (Invalid, Conflict):
         flash(request, "flash.align_failed", "error")

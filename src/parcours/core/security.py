@@ -31,5 +31,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def csrf_matches(expected: str | None, given: str | None) -> bool:
-    return bool(expected and given and hmac.compare_digest(expected, given))
+def csrf_matches(expected: object, given: object) -> bool:
+    if not (isinstance(expected, str) and isinstance(given, str) and expected and given):
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())

@@ -30,12 +30,25 @@ class Settings(BaseSettings):
             return self.secret_key
         path = ROOT / "var" / "secret_key"
         if not path.exists():
+            import os
             import secrets
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+            try:  # O_EXCL: when several workers start together, exactly one writes it
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48))
+        for _ in range(50):  # another worker may be writing it right now
+            value = path.read_text().strip()
+            if value:
+                return value
+            import time
+
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty: remove it or set PARCOURS_SECRET_KEY")
 
 
 @lru_cache

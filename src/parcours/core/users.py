@@ -15,6 +15,7 @@ from parcours.core.security import hash_password, new_token, token_digest, verif
 from parcours.core.settings import get_settings
 
 LANGUAGES = ("fr", "en")
+_DUMMY_HASH = hash_password("not-a-real-password")
 
 
 def _now() -> datetime:
@@ -24,8 +25,12 @@ def _now() -> datetime:
 def authenticate(session: Session, email: str, password: str) -> User:
     """Check a password; count failures and lock the account after too many."""
     settings = get_settings()
-    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    # Row lock: parallel wrong passwords must each count (PostgreSQL; SQLite writers are serial).
+    user = session.scalar(
+        select(User).where(func.lower(User.email) == email.strip().lower()).with_for_update()
+    )
     if user is None or not user.is_active:
+        verify_password(_DUMMY_HASH, password)  # same cost as a real check: no email probing
         raise Unauthorized("Wrong email or password.", field="password")
     if user.locked_until and user.locked_until > _now():
         raise TooMany(
@@ -85,7 +90,20 @@ def get_user(session: Session, actor: User, user_id: int) -> User:
     return user
 
 
-def _check(data: dict) -> None:
+def _check(session: Session, data: dict, user_id: int | None = None) -> None:
+    if data.get("manager_id") is not None:
+        manager = session.get(User, data["manager_id"])
+        if manager is None or manager.role not in (Role.manager, Role.admin):
+            raise Invalid("The manager must be an existing manager or admin.", field="manager_id")
+        if manager.id == user_id:
+            raise Invalid("A user cannot be their own manager.", field="manager_id")
+    if data.get("country") is not None and not (
+        len(data["country"]) == 2 and data["country"].isascii() and data["country"].isalpha()
+    ):
+        raise Invalid("Country is a two-letter code such as FR.", field="country")
+    for key, limit in (("full_name", 200), ("email", 254)):
+        if data.get(key) is not None and not 0 < len(data[key].strip()) <= limit:
+            raise Invalid(f"{key} needs 1 to {limit} characters.", field=key)
     if "role" in data and data["role"] not in {r.value for r in Role}:
         raise Invalid(f"Unknown role {data['role']!r}.", field="role")
     if "language" in data and data["language"] not in LANGUAGES:
@@ -96,7 +114,7 @@ def _check(data: dict) -> None:
 
 def create_user(session: Session, actor: User, **data) -> User:
     require_role(actor, Role.admin)
-    _check(data)
+    _check(session, data)
     email = data["email"].strip().lower()
     if session.scalar(select(User.id).where(func.lower(User.email) == email)):
         raise Conflict(f"A user with email {email} already exists.", field="email")
@@ -105,7 +123,7 @@ def create_user(session: Session, actor: User, **data) -> User:
         full_name=data["full_name"].strip(),
         role=data["role"],
         language=data.get("language") or "fr",
-        country=data.get("country"),
+        country=data["country"].upper() if data.get("country") else None,
         manager_id=data.get("manager_id"),
         password_hash=hash_password(data["password"]),
     )
@@ -119,17 +137,35 @@ def create_user(session: Session, actor: User, **data) -> User:
 
 def update_user(session: Session, actor: User, user_id: int, **data) -> User:
     user = get_user(session, actor, user_id)
-    _check(data)
-    for key in ("full_name", "role", "language", "country", "manager_id", "is_active"):
-        if key in data and data[key] is not None:
+    _check(session, data, user_id)
+    for key in ("full_name", "role", "language", "is_active"):
+        if data.get(key) is not None:
             setattr(user, key, data[key])
+    for key in ("country", "manager_id"):  # nullable: an explicit None clears them
+        if key in data:
+            value = data[key]
+            setattr(user, key, value.upper() if key == "country" and value else value)
     if data.get("password"):
         user.password_hash = hash_password(data["password"])
+        revoke_tokens(session, user)
+        audit.note(session, "users", str(user.id), "password", "password reset by an admin")
+    if data.get("is_active") is False:
+        revoke_tokens(session, user)
     if data.get("unlock"):
         user.locked_until = None
         user.failed_logins = 0
+        audit.note(session, "users", str(user.id), "unlock", "lock-out lifted by an admin")
     session.flush()
     return user
+
+
+def revoke_tokens(session: Session, user: User) -> None:
+    """Every API token of this user stops working (password change, deactivation)."""
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))
+    )
+    for token in tokens:
+        token.revoked = True
 
 
 def set_language(session: Session, user: User, language: str) -> None:

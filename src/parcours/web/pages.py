@@ -132,6 +132,11 @@ def form_errors(request: Request, exc: DomainError) -> dict[str, str]:
     return errors
 
 
+def is_id(value: object) -> bool:
+    """True for a form value that is a plausible row id (ASCII digits, fits in 64 bits)."""
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18
+
+
 def flash(request: Request, key: str, kind: str = "success") -> None:
     """A short confirmation (catalogue key) shown as a toast on the next page."""
     request.session["flash"] = {"key": key, "kind": kind}

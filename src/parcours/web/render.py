@@ -16,7 +16,11 @@ DOMAINS = ("web", "core", "accounts", "activities")
 
 templates = Jinja2Templates(directory=str(PKG / "web" / "templates"))
 templates.env.loader = ChoiceLoader(
-    [FileSystemLoader(str(PKG / d / "templates")) for d in DOMAINS if (PKG / d / "templates").exists()]
+    [
+        FileSystemLoader(str(PKG / d / "templates"))
+        for d in DOMAINS
+        if (PKG / d / "templates").exists()
+    ]
 )
 templates.env.globals["format_number"] = i18n.format_number
 
@@ -33,8 +37,15 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def render(request: Request, name: str, context: dict | None = None, *, status: int = 200,
-           partial: str | None = None, headers: dict | None = None):
+def render(
+    request: Request,
+    name: str,
+    context: dict | None = None,
+    *,
+    status: int = 200,
+    partial: str | None = None,
+    headers: dict | None = None,
+):
     """Render name, or partial instead when the request comes from HTMX and one is given."""
     lang = language(request)
     ctx = {
