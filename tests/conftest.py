@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from parcours.accounts.service import clear_scope_cache
 from parcours.core import audit
 from parcours.core.db import make_engine
 
@@ -56,6 +57,7 @@ def session(engine):
     trans = conn.begin()
     sess = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
     audit.set_actor(None, "test")
+    clear_scope_cache()  # ids are reused after each rollback
     yield sess
     sess.close()
     trans.rollback()

@@ -21,6 +21,7 @@ from parcours.accounts.models import (
     Territory,
     UserTerritory,
 )
+from parcours.accounts.service import clear_scope_cache
 from parcours.accounts.text import search_key
 from parcours.core.models import User
 from parcours.core.security import hash_password
@@ -59,7 +60,7 @@ def create_user(
     for t in territories:
         session.add(UserTerritory(user_id=user.id, territory_id=t.id))
     session.flush()
-    session.info.pop("territory_scope", None)
+    clear_scope_cache()
     return user
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, event, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,9 +37,9 @@ def territory_scope(session: Session, user: User) -> list[int] | None:
         return ALL
     if user.role in NO_ACCOUNT_ROLES:
         return []
-    cache = session.info.setdefault("territory_scope", {})
-    if user.id in cache:
-        return cache[user.id]
+    cached = _SCOPES.get(user.id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     paths = session.scalars(
         select(Territory.path)
         .join(UserTerritory, UserTerritory.territory_id == Territory.id)
@@ -48,8 +49,28 @@ def territory_scope(session: Session, user: User) -> list[int] | None:
     if paths:
         cond = or_(*[Territory.path.like(p + "%") for p in paths])
         ids = list(session.scalars(select(Territory.id).where(cond)))
-    cache[user.id] = sorted(set(ids))
-    return cache[user.id]
+    scope = sorted(set(ids))
+    _SCOPES[user.id] = (time.monotonic() + SCOPE_TTL_S, scope)
+    return scope
+
+
+# Territory scopes change rarely and are read on every request: keep them per process for
+# a short while. A change made in this process clears them at once; another process sees
+# it within SCOPE_TTL_S.
+SCOPE_TTL_S = 30.0
+_SCOPES: dict[int, tuple[float, list[int]]] = {}
+
+
+def clear_scope_cache() -> None:
+    _SCOPES.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _scopes_changed(session: Session, _ctx) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, UserTerritory | Territory | User):
+            clear_scope_cache()
+            return
 
 
 def readable(session: Session, user: User):
@@ -420,7 +441,7 @@ def align_user(session: Session, actor: User, user_id: int, territory_id: int) -
         raise Conflict(
             "This user is already aligned to this territory.", field="territory_id"
         ) from exc
-    session.info.pop("territory_scope", None)
+    clear_scope_cache()
     return row
 
 
@@ -433,7 +454,7 @@ def unalign(session: Session, actor: User, kind: str, alignment_id: int) -> None
         raise NotFound(f"Alignment {alignment_id} does not exist.")
     session.delete(row)
     session.flush()
-    session.info.pop("territory_scope", None)
+    clear_scope_cache()
 
 
 def account_alignments(

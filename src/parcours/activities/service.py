@@ -303,7 +303,8 @@ def timeline(
     channel: str | None = None,
 ) -> accounts.Page:
     """Every touchpoint of one account across channels, newest first."""
-    accounts.get_account(session, user, account_id)
+    if not accounts.can_read(session, user, account_id):
+        raise NotFound(f"Account {account_id} does not exist or is outside your territories.")
     if not 1 <= limit <= 100:
         raise Invalid("limit must be between 1 and 100.", field="limit")
     if channel and channel not in CHANNELS:

@@ -63,11 +63,17 @@ def issue_token(session: Session, user: User) -> tuple[str, ApiToken]:
 
 
 def user_for_token(session: Session, token: str) -> User:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
-    if row is None or row.revoked or row.expires_at < _now():
-        raise Unauthorized("Invalid or expired token.")
-    user = session.get(User, row.user_id)
-    if user is None or not user.is_active:
+    user = session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == token_digest(token),
+            ApiToken.revoked.is_(False),
+            ApiToken.expires_at > _now(),
+            User.is_active.is_(True),
+        )
+    )
+    if user is None:
         raise Unauthorized("Invalid or expired token.")
     return user
 
