@@ -174,7 +174,9 @@ def audit_head() -> None:
 
 
 @bench_app.command(
-    "crm", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    "crm",
+    add_help_option=False,  # --help goes to the script, which knows its options
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def bench_crm(ctx: typer.Context) -> None:
     """Run benchmarks/crm.py with the given options."""

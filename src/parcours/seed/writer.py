@@ -259,9 +259,15 @@ class _Writer:
                         f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
                     )
             self.commit(reopen=False)
-            for table in ORDER:
-                if self.written[table]:
-                    cur.execute(f"ANALYZE {table}")
+            # VACUUM too, not only ANALYZE: it sets the visibility map, without which
+            # index-only scans still read the table (autovacuum may be off or late).
+            self.dbapi.autocommit = True
+            try:
+                for table in ORDER:
+                    if self.written[table]:
+                        cur.execute(f"VACUUM (ANALYZE) {table}")
+            finally:
+                self.dbapi.autocommit = False
         else:
             self.commit(reopen=False)
             cur.execute("PRAGMA analysis_limit=1000")
