@@ -60,6 +60,17 @@ def _int(value: str | None) -> int | None:
     return int(value) if is_id(value) else None
 
 
+def _filters(q: str, specialty: str, city: str, segment: str, territory: str):
+    """The search form's fields as service filters (empty means no filter)."""
+    return accounts.SearchFilters(
+        q=q.strip() or None,
+        specialty=specialty or None,
+        city=city.strip() or None,
+        segment=segment or None,
+        territory_id=_int(territory),
+    )
+
+
 @router.get("/accounts/export.csv")
 @writes_on_get
 def export(
@@ -75,13 +86,7 @@ def export(
     """The current search as CSV, scoped exactly like the list on screen."""
     from fastapi.responses import Response
 
-    filters = accounts.SearchFilters(
-        q=q.strip() or None,
-        specialty=specialty or None,
-        city=city.strip() or None,
-        segment=segment or None,
-        territory_id=_int(territory),
-    )
+    filters = _filters(q, specialty, city, segment, territory)
     body = accounts.export_accounts(session, user, filters)
     return Response(
         body,
@@ -102,13 +107,7 @@ def search(
     territory: str = "",
     cursor: str | None = None,
 ):
-    filters = accounts.SearchFilters(
-        q=q.strip() or None,
-        specialty=specialty or None,
-        city=city.strip() or None,
-        segment=segment or None,
-        territory_id=_int(territory),
-    )
+    filters = _filters(q, specialty, city, segment, territory)
     errors: dict[str, str] = {}
     try:
         page = accounts.search_accounts(session, user, filters, cursor=cursor, limit=25)

@@ -415,14 +415,17 @@ def align_account(
         raise Invalid(f"Account {account_id} does not exist.", field="account_id")
     get_territory(session, territory_id)
     row = AccountTerritory(account_id=account_id, territory_id=territory_id)
+    return _add_alignment(session, row, "This account is already aligned to this territory.")
+
+
+def _add_alignment(session: Session, row, conflict: str):
+    """Insert an alignment; the unique constraint's refusal becomes a 409 on territory_id."""
     session.add(row)
     try:
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise Conflict(
-            "This account is already aligned to this territory.", field="territory_id"
-        ) from exc
+        raise Conflict(conflict, field="territory_id") from exc
     return row
 
 
@@ -433,14 +436,7 @@ def align_user(session: Session, actor: User, user_id: int, territory_id: int) -
         raise Invalid(f"User {user_id} does not exist.", field="user_id")
     get_territory(session, territory_id)
     row = UserTerritory(user_id=user_id, territory_id=territory_id)
-    session.add(row)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "This user is already aligned to this territory.", field="territory_id"
-        ) from exc
+    _add_alignment(session, row, "This user is already aligned to this territory.")
     clear_scope_cache()
     return row
 
