@@ -475,6 +475,10 @@ def test_an_amendment_keeps_the_original(client, session, world):
     view = client.get(f"/calls/{call_id}").text
     assert "Typed 20 instead of 45" in view
     assert "45 min" in view and "20 min" in view
+    # The HCP's timeline reads as amended
+    timeline = client.get(f"/accounts/{world.hcp.id}").text
+    item = timeline[timeline.index(f'href="/calls/{call_id}"') :][:1500]
+    assert "45 min" in item and "20 min" not in item and "Amended" in item
 
 
 def test_an_htmx_request_gets_the_partial_error_fragment(client, world):

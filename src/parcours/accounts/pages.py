@@ -156,6 +156,7 @@ def timeline_context(
         "timeline": page,
         "channel": channel or "",
         "owners": user_names(session, [a.owner_id for a in page.items]),
+        "amended": activities.effective_for(session, page.items),
         "call_channels": activities.CALL_CHANNELS,
     }
 

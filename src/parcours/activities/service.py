@@ -158,6 +158,19 @@ def effective(act: Activity, amends: list[Amendment]) -> dict:
     return values
 
 
+def effective_for(session: Session, activities: list[Activity]) -> dict[int, dict]:
+    """The amended values of those activities that have amendments, in one query."""
+    ids = [a.id for a in activities if a.status == "submitted"]
+    if not ids:
+        return {}
+    by_activity: dict[int, list[Amendment]] = {}
+    for amendment in session.scalars(
+        select(Amendment).where(Amendment.activity_id.in_(ids)).order_by(Amendment.id)
+    ):
+        by_activity.setdefault(amendment.activity_id, []).append(amendment)
+    return {a.id: effective(a, by_activity[a.id]) for a in activities if a.id in by_activity}
+
+
 def create_activity(
     session: Session,
     user: User,
