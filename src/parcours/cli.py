@@ -154,7 +154,7 @@ def audit_verify() -> None:
     if problems:
         typer.echo(f"audit chain BROKEN: {len(problems)} problem(s) in {count} records")
         for p in problems[:100]:
-            typer.echo(f"  record #{p.id}: {p.reason}")
+            typer.echo(f"  record #{p.seq}: {p.reason}")
         raise typer.Exit(1)
     typer.echo(f"audit chain intact: {count} records")
 

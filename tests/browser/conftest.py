@@ -57,10 +57,16 @@ def live_world(tmp_path_factory):
             s, tree["north1"], last_name="Dupont", first_name="Marie", specialty="Cardiology"
         )
         create_hcp(s, tree["north1"], last_name="Durand", first_name="Paul")
-        create_hcp(s, tree["south1"], last_name="Lointain", first_name="Zoé")
+        outsider = create_hcp(s, tree["south1"], last_name="Lointain", first_name="Zoé")
         product = create_product(s, "Vaxelor")
         s.commit()
-        world = {"url": url, "rep_email": rep.email, "hcp_id": hcp.id, "product": product.name}
+        world = {
+            "url": url,
+            "rep_email": rep.email,
+            "hcp_id": hcp.id,
+            "outsider_id": outsider.id,
+            "product": product.name,
+        }
     engine.dispose()
     return world
 

@@ -55,3 +55,9 @@ def test_rep_cannot_open_an_hcp_of_another_territory(live_server, page):
     expect(page).to_have_url(base + "/")
     page.goto(base + "/accounts?q=lointain")
     expect(page.get_by_text("Lointain")).to_have_count(0)
+    # Straight to its address: a designed 404 that still knows who is asking.
+    resp = page.goto(f"{base}/accounts/{live_server['outsider_id']}")
+    assert resp.status == 404
+    expect(page.get_by_text("Lointain")).to_have_count(0)
+    expect(page.locator(".user-name")).to_have_text("Camille Rep")
+    expect(page.get_by_role("link", name="Accounts").first).to_be_visible()

@@ -53,7 +53,7 @@ def test_verify_finds_an_altered_record(session):
     )
     session.expire_all()
     _, problems = audit.verify(session)
-    assert [p.id for p in problems] == [victim.seq]
+    assert [p.seq for p in problems] == [victim.seq]
     assert "altered" in problems[0].reason
 
 

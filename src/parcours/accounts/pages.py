@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Request
 from sqlalchemy import select
-from starlette.datastructures import FormData
 
 from parcours.accounts import service as accounts
 from parcours.accounts.models import CHANNELS, Product
@@ -18,7 +15,7 @@ from parcours.core.deps import PageUser, SessionDep, writes_on_get
 from parcours.core.errors import Invalid
 from parcours.core.i18n import translate
 from parcours.core.models import User
-from parcours.web.pages import flash, form_errors, is_id
+from parcours.web.pages import Form, flash, form_errors, form_text, is_id, redirect, user_names
 from parcours.web.render import is_htmx, language, render
 
 router = APIRouter()
@@ -26,13 +23,6 @@ router = APIRouter()
 # Channels for which the HCP 360 shows a consent summary (the consent domain fills it later).
 CONSENT_CHANNELS = ("email", "phone", "remote_detailing", "webinar")
 TIMELINE_PAGE = 20
-
-
-async def read_form(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(read_form)]
 
 
 def initials(account) -> str:
@@ -44,13 +34,6 @@ def initials(account) -> str:
 def product_names(session) -> dict[int, str]:
     """Every product's name in one query (timelines and call reports show old products too)."""
     return dict(session.execute(select(Product.id, Product.name)).all())
-
-
-def user_names(session, ids) -> dict[int, str]:
-    ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    return dict(session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -180,7 +163,7 @@ def hcp_context(
         "channels": CHANNELS,
         "consent_channels": CONSENT_CHANNELS,
         "can_write": user.role in accounts.WRITE_ROLES,
-        "today": date.today(),
+        "today": activities.local_today(),
         "task_values": {},
         "task_errors": {},
     }
@@ -217,14 +200,29 @@ def hcp_360(
     )
 
 
+def _tasks_partial(request: Request, session, user: User, account_id: int, **extra):
+    """The HCP 360 tasks card alone, for HTMX."""
+    ctx = {
+        "account": accounts.get_account(session, user, account_id),
+        "tasks": activities.open_tasks(session, user, account_id=account_id),
+        "task_values": {},
+        "task_errors": {},
+        "can_write": True,
+        "today": activities.local_today(),
+        **extra,
+    }
+    status = 422 if ctx["task_errors"] else 200
+    return render(request, "accounts/_partials/tasks.html", ctx, status=status)
+
+
 @router.post("/accounts/{account_id}/tasks")
 def create_task(request: Request, account_id: int, user: PageUser, session: SessionDep, form: Form):
-    title = (form.get("title") or "").strip() if isinstance(form.get("title"), str) else ""
-    raw_due = form.get("due_date") if isinstance(form.get("due_date"), str) else ""
+    title = form_text(form, "title")
+    raw_due = form_text(form, "due_date")
     values = {"title": title, "due_date": raw_due}
     try:
         try:
-            due = date.fromisoformat(raw_due) if raw_due else date.today()
+            due = date.fromisoformat(raw_due) if raw_due else activities.local_today()
         except ValueError as exc:
             raise Invalid("bad date", field="due_date") from exc
         activities.create_task(session, user, title=title, due_date=due, account_id=account_id)
@@ -233,28 +231,13 @@ def create_task(request: Request, account_id: int, user: PageUser, session: Sess
         if "due_date" in errors:
             errors["due_date"] = translate(language(request), "err.date_invalid")
         if is_htmx(request):
-            ctx = {
-                "account": accounts.get_account(session, user, account_id),
-                "tasks": activities.open_tasks(session, user, account_id=account_id),
-                "task_values": values,
-                "task_errors": errors,
-                "can_write": True,
-                "today": date.today(),
-            }
-            return render(request, "accounts/_partials/tasks.html", ctx, status=422)
+            return _tasks_partial(
+                request, session, user, account_id, task_values=values, task_errors=errors
+            )
         ctx = hcp_context(session, user, account_id)
         ctx.update(task_values=values, task_errors=errors)
         return render(request, "accounts/hcp.html", ctx, status=422)
     if is_htmx(request):
-        ctx = {
-            "account": accounts.get_account(session, user, account_id),
-            "tasks": activities.open_tasks(session, user, account_id=account_id),
-            "task_values": {},
-            "task_errors": {},
-            "can_write": True,
-            "today": date.today(),
-            "task_added": True,
-        }
-        return render(request, "accounts/_partials/tasks.html", ctx)
+        return _tasks_partial(request, session, user, account_id, task_added=True)
     flash(request, "flash.task_created")
-    return RedirectResponse(f"/accounts/{account_id}", status_code=303)
+    return redirect(f"/accounts/{account_id}")

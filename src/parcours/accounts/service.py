@@ -95,6 +95,12 @@ def can_read(session: Session, user: User, account_id: int) -> bool:
     )
 
 
+def require_readable(session: Session, user: User, account_id: int) -> None:
+    """NotFound unless the user may read this account (without loading it)."""
+    if not can_read(session, user, account_id):
+        raise NotFound(f"Account {account_id} does not exist or is outside your territories.")
+
+
 def get_account(session: Session, user: User, account_id: int) -> Account:
     """An account the user may read; NotFound otherwise, so ids of others don't leak."""
     account = session.scalar(
@@ -468,7 +474,7 @@ def account_alignments(
 
 
 def user_alignments(
-    session: Session, territory_id: int | None = None
+    session: Session, territory_id: int | None = None, *, user_id: int | None = None
 ) -> list[tuple[UserTerritory, User, Territory]]:
     stmt = (
         select(UserTerritory, User, Territory)
@@ -478,4 +484,6 @@ def user_alignments(
     )
     if territory_id:
         stmt = stmt.where(UserTerritory.territory_id == territory_id)
+    if user_id:
+        stmt = stmt.where(UserTerritory.user_id == user_id)
     return list(session.execute(stmt).all())

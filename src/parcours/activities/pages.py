@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
@@ -19,28 +17,23 @@ from parcours.core.deps import PageUser, SessionDep
 from parcours.core.errors import Forbidden, Invalid
 from parcours.core.i18n import local, translate
 from parcours.core.models import Role, User
-from parcours.web.pages import flash, form_errors, is_id, safe_next
+from parcours.web.pages import (
+    Form,
+    flash,
+    form_errors,
+    form_text,
+    is_id,
+    redirect,
+    safe_next,
+    user_names,
+)
 from parcours.web.render import is_htmx, language, render
 
 router = APIRouter()
 
 ACTIONS = ("plan", "save", "submit")
+FLASH_FOR_ACTION = {"plan": "flash.call_planned", "submit": "flash.call_submitted"}
 MAX_KEY_MESSAGES = 20
-
-
-async def read_form(request: Request) -> FormData:
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(read_form)]
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def today() -> date:
-    return datetime.now(activities.local_zone()).date()
 
 
 def account_names(session, ids) -> dict[int, str]:
@@ -49,13 +42,6 @@ def account_names(session, ids) -> dict[int, str]:
         return {}
     rows = session.scalars(select(Account).where(Account.id.in_(ids)))
     return {a.id: accounts.display_name(a) for a in rows}
-
-
-def user_names(session, ids) -> dict[int, str]:
-    ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    return dict(session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
 
 
 # --- home --------------------------------------------------------------------------------------
@@ -67,7 +53,7 @@ def home(request: Request, user: PageUser, session: SessionDep):
         return redirect("/accounts")
     if user.role == Role.reviewer:
         return render(request, "activities/reviewer_home.html", {})
-    day = today()
+    day = activities.local_today()
     calls = activities.calls_for_day(session, user, day)
     tasks = activities.open_tasks(session, user)
     ctx = {
@@ -83,11 +69,6 @@ def home(request: Request, user: PageUser, session: SessionDep):
 
 
 # --- call report: reading the form -------------------------------------------------------------
-
-
-def _str(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _ints(form: FormData, name: str) -> list[int]:
@@ -109,11 +90,11 @@ def _messages(form: FormData) -> list[str]:
 def read_call_form(form: FormData, *, with_when: bool = True) -> tuple[dict, dict, dict]:
     """(values to show again, typed data for the service, parse errors as catalogue keys)."""
     values = {
-        "channel": _str(form, "channel") or "field_visit",
-        "date": _str(form, "date"),
-        "time": _str(form, "time"),
-        "duration_min": _str(form, "duration_min"),
-        "outcome": _str(form, "outcome"),
+        "channel": form_text(form, "channel") or "field_visit",
+        "date": form_text(form, "date"),
+        "time": form_text(form, "time"),
+        "duration_min": form_text(form, "duration_min"),
+        "outcome": form_text(form, "outcome"),
         "notes": (form.get("notes") or "") if isinstance(form.get("notes"), str) else "",
         "product_ids": _ints(form, "product_ids"),
         "key_messages": _messages(form),
@@ -216,7 +197,7 @@ def _translated(request: Request, keys: dict[str, str]) -> dict[str, str]:
 
 
 def _action(form: FormData) -> str:
-    action = _str(form, "action")
+    action = form_text(form, "action")
     return action if action in ACTIONS or action == "review_submit" else "save"
 
 
@@ -273,12 +254,7 @@ def call_create(request: Request, account_id: int, user: PageUser, session: Sess
     if action == "review_submit":
         ctx = form_context(session, user, account, values_from(act), {}, act, confirm_submit=True)
         return render(request, "activities/call_form.html", ctx)
-    flash(
-        request,
-        {"plan": "flash.call_planned", "submit": "flash.call_submitted"}.get(
-            action, "flash.call_saved"
-        ),
-    )
+    flash(request, FLASH_FOR_ACTION.get(action, "flash.call_saved"))
     return redirect(f"/accounts/{account_id}" if action == "plan" else f"/calls/{act.id}")
 
 
@@ -357,12 +333,7 @@ def call_update(
     if action == "review_submit":
         ctx = form_context(session, user, account, values, {}, act, confirm_submit=True)
         return render(request, "activities/call_form.html", ctx)
-    flash(
-        request,
-        {"plan": "flash.call_planned", "submit": "flash.call_submitted"}.get(
-            action, "flash.call_saved"
-        ),
-    )
+    flash(request, FLASH_FOR_ACTION.get(action, "flash.call_saved"))
     return redirect(f"/calls/{activity_id}")
 
 
@@ -370,7 +341,7 @@ def call_update(
 def call_amend(request: Request, activity_id: int, user: PageUser, session: SessionDep, form: Form):
     act = activities.get_activity(session, user, activity_id)
     values, data, parse_errors = read_call_form(form, with_when=False)
-    reason = _str(form, "reason")
+    reason = form_text(form, "reason")
     values["reason"] = reason
     if parse_errors:
         ctx = _view_context(session, user, act, values, _translated(request, parse_errors))

@@ -316,8 +316,7 @@ def timeline(
     channel: str | None = None,
 ) -> accounts.Page:
     """Every touchpoint of one account across channels, newest first."""
-    if not accounts.can_read(session, user, account_id):
-        raise NotFound(f"Account {account_id} does not exist or is outside your territories.")
+    accounts.require_readable(session, user, account_id)
     if not 1 <= limit <= 100:
         raise Invalid("limit must be between 1 and 100.", field="limit")
     if channel and channel not in CHANNELS:
@@ -357,6 +356,11 @@ def timeline(
         rows = rows[:limit]
         nxt = pagination.encode(rows[-1].start_at.isoformat(), rows[-1].id)
     return accounts.Page(rows, nxt)
+
+
+def local_today() -> date:
+    """Today in the site's time zone (not the server's)."""
+    return datetime.now(local_zone()).date()
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -441,7 +445,7 @@ def open_tasks(
 ) -> list[Task]:
     stmt = select(Task).where(Task.status == "open")
     if account_id is not None:
-        accounts.get_account(session, user, account_id)
+        accounts.require_readable(session, user, account_id)
         stmt = stmt.where(Task.account_id == account_id)
         if user.role == Role.rep:
             stmt = stmt.where(Task.owner_id == user.id)

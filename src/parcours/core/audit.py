@@ -13,7 +13,6 @@ from decimal import Decimal
 from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
-from parcours.core.db import Base
 from parcours.core.models import AuditRecord
 
 GENESIS = "0" * 64
@@ -96,22 +95,19 @@ def record_hash(prev_hash: str, fields: dict) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def _fields(rec: dict) -> dict:
-    return {
-        k: rec[k]
-        for k in (
-            "seq",
-            "at",
-            "actor_id",
-            "actor",
-            "action",
-            "entity",
-            "entity_id",
-            "before",
-            "after",
-            "note",
-        )
-    }
+# The fields a record's hash covers, in one place for writing and for verifying.
+HASHED = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor",
+    "action",
+    "entity",
+    "entity_id",
+    "before",
+    "after",
+    "note",
+)
 
 
 @event.listens_for(Session, "before_flush")
@@ -176,16 +172,15 @@ def append(session: Session, rows: list[dict]) -> None:
     ).first()
     seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     now = datetime.now(UTC)
+    chained = []
     for row in rows:
-        row = dict(row)
         seq += 1
-        row["seq"] = seq
-        row["at"] = now.isoformat()
-        row["hash"] = record_hash(prev, _fields(row))
-        row["prev_hash"] = prev
-        row["at"] = now
-        conn.execute(insert(AuditRecord.__table__), [row])
-        prev = row["hash"]
+        row = {**row, "seq": seq, "at": now, "prev_hash": prev}
+        row["hash"] = prev = record_hash(
+            prev, {**{k: row[k] for k in HASHED}, "at": now.isoformat()}
+        )
+        chained.append(row)
+    conn.execute(insert(AuditRecord.__table__), chained)
 
 
 def note(
@@ -212,7 +207,7 @@ def note(
 
 @dataclass
 class Problem:
-    id: int
+    seq: int
     reason: str
 
 
@@ -243,18 +238,8 @@ def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
                 problems.append(
                     Problem(r.seq, "does not follow the previous record (deleted or reordered)")
                 )
-            fields = {
-                "seq": r.seq,
-                "at": r.at.astimezone(UTC).isoformat(),
-                "actor_id": r.actor_id,
-                "actor": r.actor,
-                "action": r.action,
-                "entity": r.entity,
-                "entity_id": r.entity_id,
-                "before": r.before,
-                "after": r.after,
-                "note": r.note,
-            }
+            fields = {k: getattr(r, k) for k in HASHED}
+            fields["at"] = r.at.astimezone(UTC).isoformat()
             if record_hash(r.prev_hash, fields) != r.hash:
                 problems.append(Problem(r.seq, "content altered (hash mismatch)"))
             prev = r.hash
@@ -268,6 +253,3 @@ def head(session: Session) -> tuple[int, str]:
         select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
     ).first()
     return (row[0], row[1]) if row else (0, GENESIS)
-
-
-__all__ = ["Base", "acting_as", "set_actor", "append", "note", "verify", "head"]

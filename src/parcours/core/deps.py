@@ -28,6 +28,11 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
         session.commit()
     except BaseException:
+        # The error page still needs who is asking (name, role, language): detach the user
+        # as loaded, so the rollback below does not expire it into an unreadable object.
+        user = getattr(request.state, "user", None)
+        if user is not None and user in session:
+            session.expunge(user)
         session.rollback()
         raise
     finally:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
 
 from parcours.accounts import service as accounts
@@ -18,7 +16,7 @@ from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound, TooMany
 from parcours.core.i18n import LANGUAGES, translate
 from parcours.core.models import Role, User
 from parcours.core.security import csrf_matches
-from parcours.web.pages import flash, form_errors, is_id, safe_next
+from parcours.web.pages import Form, flash, form_errors, form_text, is_id, redirect, safe_next
 from parcours.web.render import language, render
 
 router = APIRouter()
@@ -26,25 +24,22 @@ router = APIRouter()
 ROLES = tuple(r.value for r in Role)
 
 
-async def read_form(request: Request) -> FormData:
-    """The posted form, read once (page_user may already have read it)."""
-    return await request.form()
-
-
-Form = Annotated[FormData, Depends(read_form)]
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def render_t(request: Request, key: str) -> str:
     return translate(language(request), key)
+
+
+def _require_filled(values: dict, *fields: str) -> None:
+    missing = [f for f in fields if not values[f]]
+    if missing:
+        raise Invalid("required", errors=[{"field": f, "message": "required"} for f in missing])
+
+
+def _errors(request: Request, exc) -> dict[str, str]:
+    """Field errors in the user's language, "required" spelled out."""
+    return {
+        k: (render_t(request, "form.required") if v == "required" else v)
+        for k, v in form_errors(request, exc).items()
+    }
 
 
 def _check_anonymous_csrf(request: Request, form: FormData) -> None:
@@ -66,7 +61,7 @@ def login_page(request: Request, session: SessionDep, next: str = "/"):
 @router.post("/login")
 def login(request: Request, session: SessionDep, form: Form):
     _check_anonymous_csrf(request, form)
-    email = _text(form, "email")
+    email = form_text(form, "email")
     target = safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
     password = form.get("password") if isinstance(form.get("password"), str) else ""
     try:
@@ -154,7 +149,7 @@ def _user_form_ctx(session, actor: User, values: dict, errors: dict, edited: Use
     if edited is not None:
         ctx["locked"] = _is_locked(edited)
         ctx["alignments"] = [
-            (ut, t) for ut, u, t in accounts.user_alignments(session) if u.id == edited.id
+            (ut, t) for ut, _u, t in accounts.user_alignments(session, user_id=edited.id)
         ]
     return ctx
 
@@ -167,13 +162,13 @@ def user_new(request: Request, user: PageUser, session: SessionDep):
 
 
 def _user_values(form: FormData) -> dict:
-    manager = _text(form, "manager_id")
+    manager = form_text(form, "manager_id")
     return {
-        "email": _text(form, "email"),
-        "full_name": _text(form, "full_name"),
-        "role": _text(form, "role"),
-        "language": _text(form, "language"),
-        "country": _text(form, "country").upper() or None,
+        "email": form_text(form, "email"),
+        "full_name": form_text(form, "full_name"),
+        "role": form_text(form, "role"),
+        "language": form_text(form, "language"),
+        "country": form_text(form, "country").upper() or None,
         "manager_id": int(manager) if is_id(manager) else None,
         "password": form.get("password") or None,
     }
@@ -184,15 +179,10 @@ def user_create(request: Request, user: PageUser, session: SessionDep, form: For
     _admin(user)
     values = _user_values(form)
     try:
-        missing = [f for f in ("email", "full_name", "password") if not values[f]]
-        if missing:
-            raise Invalid("required", errors=[{"field": f, "message": "required"} for f in missing])
+        _require_filled(values, "email", "full_name", "password")
         created = users.create_user(session, user, **values)
     except (Invalid, Conflict) as exc:
-        errors = {
-            k: (render_t(request, "form.required") if v == "required" else v)
-            for k, v in form_errors(request, exc).items()
-        }
+        errors = _errors(request, exc)
         ctx = _user_form_ctx(session, user, values, errors)
         return render(request, "core/admin/user_form.html", ctx, status=422)
     flash(request, "flash.user_created")
@@ -224,14 +214,10 @@ def user_update(request: Request, user_id: int, user: PageUser, session: Session
     if edited.id == user.id and not values["is_active"]:
         values["is_active"] = True  # an admin cannot lock themself out
     try:
-        if not values["full_name"]:
-            raise Invalid("required", field="full_name")
+        _require_filled(values, "full_name")
         users.update_user(session, user, user_id, **values)
     except (Invalid, Conflict) as exc:
-        errors = {
-            k: (render_t(request, "form.required") if v == "required" else v)
-            for k, v in form_errors(request, exc).items()
-        }
+        errors = _errors(request, exc)
         ctx = _user_form_ctx(session, user, {**values, "email": edited.email}, errors, edited)
         return render(request, "core/admin/user_form.html", ctx, status=422)
     flash(request, "flash.user_saved")
@@ -262,24 +248,19 @@ def territories_page(request: Request, user: PageUser, session: SessionDep):
 @router.post("/admin/territories")
 def territory_create(request: Request, user: PageUser, session: SessionDep, form: Form):
     _admin(user)
-    parent = _text(form, "parent_id")
+    parent = form_text(form, "parent_id")
     values = {
-        "code": _text(form, "code"),
-        "name": _text(form, "name"),
-        "level": _text(form, "level"),
-        "country": _text(form, "country").upper() or "FR",
+        "code": form_text(form, "code"),
+        "name": form_text(form, "name"),
+        "level": form_text(form, "level"),
+        "country": form_text(form, "country").upper() or "FR",
         "parent_id": int(parent) if is_id(parent) else None,
     }
     try:
-        missing = [f for f in ("code", "name") if not values[f]]
-        if missing:
-            raise Invalid("required", errors=[{"field": f, "message": "required"} for f in missing])
+        _require_filled(values, "code", "name")
         accounts.create_territory(session, user, **values)
     except (Invalid, Conflict) as exc:
-        errors = {
-            k: (render_t(request, "form.required") if v == "required" else v)
-            for k, v in form_errors(request, exc).items()
-        }
+        errors = _errors(request, exc)
         return render(
             request,
             "core/admin/territories.html",
@@ -330,32 +311,23 @@ def alignment_account_search(
 
 
 def _territory_id(form: FormData) -> int:
-    raw = _text(form, "territory_id")
+    raw = form_text(form, "territory_id")
     if not is_id(raw):
         raise NotFound("Territory does not exist.")
     return int(raw)
 
 
-@router.post("/admin/alignments/users")
-def align_user(request: Request, user: PageUser, session: SessionDep, form: Form):
+@router.post("/admin/alignments/{kind}s")
+def align(request: Request, kind: str, user: PageUser, session: SessionDep, form: Form):
+    """Align a user (kind "user") or an account ("account") to a territory."""
     _admin(user)
+    if kind not in ("user", "account"):
+        raise NotFound("No such alignment kind.")
     tid = _territory_id(form)
-    uid = _text(form, "user_id")
+    raw = form_text(form, f"{kind}_id")
+    align_one = accounts.align_user if kind == "user" else accounts.align_account
     try:
-        accounts.align_user(session, user, int(uid) if is_id(uid) else -1, tid)
-        flash(request, "flash.aligned")
-    except (Invalid, Conflict):
-        flash(request, "flash.align_failed", "error")
-    return redirect(f"/admin/alignments?territory={tid}")
-
-
-@router.post("/admin/alignments/accounts")
-def align_account(request: Request, user: PageUser, session: SessionDep, form: Form):
-    _admin(user)
-    tid = _territory_id(form)
-    aid = _text(form, "account_id")
-    try:
-        accounts.align_account(session, user, int(aid) if is_id(aid) else -1, tid)
+        align_one(session, user, int(raw) if is_id(raw) else -1, tid)
         flash(request, "flash.aligned")
     except (Invalid, Conflict):
         flash(request, "flash.align_failed", "error")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from http import HTTPStatus
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
 from markupsafe import Markup, escape
-from sqlalchemy import inspect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
+from starlette.datastructures import FormData
 
 from parcours.core import i18n
-from parcours.core.db import new_session
 from parcours.core.errors import DomainError
 from parcours.core.models import User
 from parcours.core.settings import get_settings
@@ -132,6 +133,33 @@ def form_errors(request: Request, exc: DomainError) -> dict[str, str]:
     return errors
 
 
+async def read_form(request: Request) -> FormData:
+    """The posted form, read once on the event loop (page_user may already have read it)."""
+    return await request.form()
+
+
+Form = Annotated[FormData, Depends(read_form)]
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A text field, trimmed; empty when missing or sent as a file."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def redirect(url: str) -> RedirectResponse:
+    """After a form post: 303 so that a reload does not post again."""
+    return RedirectResponse(url, status_code=303)
+
+
+def user_names(session, ids) -> dict[int, str]:
+    """Full names of these users in one query."""
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
+
+
 def is_id(value: object) -> bool:
     """True for a form value that is a plausible row id (ASCII digits, fits in 64 bits)."""
     return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18
@@ -166,30 +194,8 @@ def _is_phrase(status: int, text: str) -> bool:
         return False
 
 
-def _reattach_user(request: Request) -> None:
-    """The request's session was rolled back (and closed) by the error: reload the user's row
-    so that the error page keeps the navigation and the user's language."""
-    user = getattr(request.state, "user", None)
-    if user is None:
-        return
-    try:
-        _ = (user.language, user.full_name, user.email, user.role)
-        return
-    except SQLAlchemyError:
-        request.state.user = None
-    try:
-        with new_session(write=False) as session:
-            fresh = session.get(User, inspect(user).identity[0])
-            if fresh is not None:
-                session.expunge(fresh)
-                request.state.user = fresh
-    except SQLAlchemyError:
-        pass
-
-
 def error_page(request: Request, status: int, detail: str):
     """A designed error page (or a small fragment for HTMX) saying what happened and what to do."""
-    _reattach_user(request)
     code = status if status in KNOWN_STATUSES else (500 if status >= 500 else 400)
     lang = language(request)
     key = message_key(detail or "")
