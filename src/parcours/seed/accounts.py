@@ -109,12 +109,7 @@ class _AccountsStage:
                         created,
                     ),
                 )
-                self.address(aid, city, codes, cc, p)
-                system, value = self.identifier(cc, "hco", aid)
-                w.add(
-                    "account_identifiers", (self.next_id("account_identifiers"), aid, system, value)
-                )
-                w.add("account_territories", (self.next_id("account_territories"), aid, leaf.id))
+                self.place(aid, "hco", city, codes, cc, p, leaf)
                 self.n_hcos += 1
 
             # HCPs
@@ -185,12 +180,7 @@ class _AccountsStage:
                         created,
                     ),
                 )
-                self.address(aid, city, codes, cc, p)
-                system, value = self.identifier(cc, "hcp", aid)
-                w.add(
-                    "account_identifiers", (self.next_id("account_identifiers"), aid, system, value)
-                )
-                w.add("account_territories", (self.next_id("account_territories"), aid, leaf.id))
+                self.place(aid, "hcp", city, codes, cc, p, leaf)
                 if siblings and r() < 0.03:
                     other = siblings[int(r() * len(siblings))]
                     w.add(
@@ -233,6 +223,14 @@ class _AccountsStage:
         w.flush("target_list_entries")
         if self.progress:
             self.progress("accounts", done, total)
+
+    def place(self, aid: int, kind: str, city, codes, cc: str, p, leaf) -> None:
+        """An account's primary address, identifier and territory alignment."""
+        w = self.w
+        self.address(aid, city, codes, cc, p)
+        system, value = self.identifier(cc, kind, aid)
+        w.add("account_identifiers", (self.next_id("account_identifiers"), aid, system, value))
+        w.add("account_territories", (self.next_id("account_territories"), aid, leaf.id))
 
     def address(self, aid: int, city: str, codes: list[str], cc: str, p: _People) -> None:
         r = self.rnd.random
