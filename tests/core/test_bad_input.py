@@ -188,3 +188,54 @@ def test_non_ascii_digits_in_page_filters(session, client):
     rep = create_user(session, "rep")
     login(client, rep.email, PASSWORD)
     assert client.get("/accounts", params={"territory": "²"}).status_code == 200
+
+
+def _page_csrf(client, path: str) -> str:
+    import re
+
+    return re.search(r'name="_csrf" value="([^"]+)"', client.get(path).text).group(1)
+
+
+@pytest.mark.parametrize(
+    "over, field",
+    [({"name": "x" * 300}, "name"), ({"code": "C" * 41}, "code"), ({"country": "FRA"}, "country")],
+)
+def test_admin_territory_form_refuses_oversized_values(session, client, over, field):
+    from parcours.accounts.models import Territory
+
+    admin = create_user(session, "admin")
+    login(client, admin.email, PASSWORD)
+    token = _page_csrf(client, "/admin/territories")
+    data = {
+        "code": "NEW1",
+        "name": "Somewhere",
+        "level": "country",
+        "country": "FR",
+        "_csrf": token,
+        **over,
+    }
+    before = session.scalar(select(func.count(Territory.id)))
+    resp = client.post("/admin/territories", data=data)
+    assert resp.status_code == 422
+    assert session.scalar(select(func.count(Territory.id))) == before
+
+
+def test_admin_user_form_refuses_a_bad_country_and_unknown_manager(session, client):
+    admin = create_user(session, "admin")
+    login(client, admin.email, PASSWORD)
+    token = _page_csrf(client, "/admin/users/new")
+    base = {
+        "email": "page.user@example.org",
+        "full_name": "Page User",
+        "role": "rep",
+        "language": "en",
+        "password": "long-enough-pass",
+        "_csrf": token,
+    }
+    for over in ({"country": "FRA"}, {"manager_id": "424242"}):
+        resp = client.post("/admin/users", data={**base, **over})
+        assert resp.status_code == 422, over
+    assert (
+        session.scalar(select(func.count(User.id)).where(User.email == "page.user@example.org"))
+        == 0
+    )
