@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -35,16 +36,24 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+UPLOAD_PATHS = re.compile(r"^/(api/v1/)?content(/\d+/versions)?(/new)?/?$")
+
+
 class BodyLimit:
     """Refuse request bodies over the configured size before anything reads them."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, upload_bytes: int = 0):
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if self.upload_bytes and UPLOAD_PATHS.match(scope["path"]):
+            # file uploads have their own limit (the route checks the file's own size too)
+            limited_app = BodyLimit(self.app, self.upload_bytes)
+            return await limited_app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             resp = problem(
@@ -100,11 +109,12 @@ def create_app() -> FastAPI:
     from parcours.accounts import pages as accounts_pages
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
+    from parcours.content import api as content_api
     from parcours.core import api as core_api
     from parcours.core import pages as core_pages
     from parcours.web import pages as web_pages
 
-    for module in (core_api, accounts_api, activities_api):
+    for module in (core_api, accounts_api, activities_api, content_api):
         app.include_router(module.router, prefix="/api/v1")
     for module in (core_pages, web_pages, accounts_pages, activities_pages):
         app.include_router(module.router)
@@ -184,5 +194,9 @@ def create_app() -> FastAPI:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.content_max_bytes + 1_000_000,
+    )
     return app

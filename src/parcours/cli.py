@@ -93,9 +93,14 @@ def seed(
 def serve(
     host: str = "127.0.0.1", port: int = 8000, workers: int = 1, reload: bool = False
 ) -> None:
-    """Serve the web application and the API."""
+    """Serve the web application and the API (with a background worker unless disabled)."""
     import uvicorn
 
+    settings = get_settings()
+    if settings.embedded_worker and not reload:
+        from parcours.core.jobs import Worker
+
+        Worker(settings.worker_poll_s).start()
     uvicorn.run(
         "parcours.app:create_app",
         factory=True,
@@ -106,6 +111,27 @@ def serve(
         log_level="info",
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker(once: Annotated[bool, typer.Option(help="Run due jobs and duties, then stop.")] = False):
+    """Perform background jobs: rendering uploads, expiring content (runs until stopped)."""
+    import logging
+
+    from parcours.core import jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if once:
+        jobs.run_periodic()
+        typer.echo(json.dumps({"jobs": jobs.run_pending()}))
+        return
+    w = jobs.Worker(get_settings().worker_poll_s)
+    w.start()
+    try:
+        while w.is_alive():
+            w.join(1)
+    except KeyboardInterrupt:
+        w.stop()
 
 
 @app.command("create-user")

@@ -510,10 +510,12 @@ def test_french_and_english_catalogues_have_the_same_keys():
     import json
 
     locales = ROOT / "src" / "parcours" / "core" / "locales"
-    fr = json.loads((locales / "fr.json").read_text(encoding="utf-8"))
-    en = json.loads((locales / "en.json").read_text(encoding="utf-8"))
-    assert set(fr) == set(en)
-    assert all(fr.values()) and all(en.values())
+    for fr_path in [locales / "fr.json", *locales.glob("*.fr.json")]:
+        en_path = fr_path.with_name(fr_path.name.replace("fr.json", "en.json"))
+        fr = json.loads(fr_path.read_text(encoding="utf-8"))
+        en = json.loads(en_path.read_text(encoding="utf-8"))
+        assert set(fr) == set(en), fr_path.name
+        assert all(fr.values()) and all(en.values()), fr_path.name
 
 
 # --- admin -------------------------------------------------------------------------------------
@@ -665,9 +667,9 @@ def test_pages_have_no_serious_accessibility_violations(client, session, world):
 
 
 def test_every_literal_message_key_in_the_templates_is_in_the_catalogue():
-    import json
+    from parcours.core.i18n import catalogue
 
-    en = json.loads((ROOT / "src/parcours/core/locales/en.json").read_text(encoding="utf-8"))
+    en = catalogue("en")
     pattern = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-zA-Z0-9_.]+)["']""")
     missing = set()
     for path in (ROOT / "src" / "parcours").rglob("*"):

@@ -189,3 +189,15 @@ class TargetListEntry(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     planned_calls: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class UserProduct(Base):
+    """The products a rep details; content offered in the player is limited to them."""
+
+    __tablename__ = "user_products"
+    __audited__ = True
+    __table_args__ = (UniqueConstraint("user_id", "product_id", name="uq_user_product"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))

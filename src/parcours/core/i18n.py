@@ -1,4 +1,4 @@
-"""French and English from one message catalogue (core/locales/<lang>.json)."""
+"""French and English from one catalogue: core/locales/<lang>.json and <domain>.<lang>.json."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ _DIR = Path(__file__).parent / "locales"
 
 @lru_cache
 def catalogue(lang: str) -> dict[str, str]:
+    """The shared catalogue merged with each domain's own file (content.fr.json, …)."""
     path = _DIR / f"{lang}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    messages = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for part in sorted(_DIR.glob(f"*.{lang}.json")):
+        messages.update(json.loads(part.read_text(encoding="utf-8")))
+    return messages
 
 
 def translate(lang: str, key: str, **params) -> str:

@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Paris"
     cookie_secure: bool = False
     static_dir: Path = ROOT / "web" / "node_modules"
+    content_dir: Path = ROOT / "var" / "content"
+    content_max_bytes: int = 200_000_000
+    content_max_unpacked_bytes: int = 500_000_000
+    content_max_pages: int = 500
+    soffice: str = "soffice"
+    convert_timeout_s: int = 180
+    embedded_worker: bool = True
+    worker_poll_s: float = 1.0
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""

@@ -1,0 +1,1 @@
+"""Content library, MLR review and e-signature, CLM presentations and slide tracking."""

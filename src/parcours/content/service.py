@@ -1,0 +1,758 @@
+"""Content library rules: upload, versions, MLR review, e-signatures, validity and withdrawal."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from parcours.accounts.models import Product, UserProduct
+from parcours.content import files
+from parcours.content.models import (
+    CONTENT_TYPES,
+    REVIEW_ROLES,
+    Content,
+    ContentPage,
+    ContentVersion,
+    ReviewComment,
+    Signature,
+)
+from parcours.core import jobs
+from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
+from parcours.core.models import Role, User
+from parcours.core.security import verify_password
+from parcours.core.settings import Settings, get_settings
+
+BUILDERS = (Role.admin, Role.marketing)
+EXT = {"pdf": ".pdf", "pptx": ".pptx", "html5": ".zip"}
+EDITABLE = (
+    "title",
+    "description",
+    "content_type",
+    "language",
+    "countries",
+    "product_ids",
+    "audience",
+    "key_messages",
+    "valid_from",
+    "valid_until",
+    "required_roles",
+    "change_note",
+)
+# what reviewers sign besides the file bytes: a change to any of these voids a signature
+SIGNED_FIELDS = (
+    "title",
+    "content_type",
+    "language",
+    "countries",
+    "product_ids",
+    "audience",
+    "key_messages",
+    "valid_from",
+    "valid_until",
+)
+LANGUAGES = ("fr", "en", "de", "es", "it", "nl", "pt")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def today() -> date:
+    from parcours.activities.service import local_today
+
+    return local_today()
+
+
+# ---------------------------------------------------------------- storage
+
+
+def version_dir(version_id: int, settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).content_dir / str(version_id)
+
+
+def original_path(version: ContentVersion) -> Path:
+    ext = EXT.get(version.kind) or Path(version.filename).suffix.lower()[:8]
+    return version_dir(version.id) / f"original{ext}"
+
+
+# version files never change once written: the browser may keep them, but only for this user
+FILE_HEADERS = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"}
+
+
+def page_image(version: ContentVersion, page: int, *, thumb: bool = False) -> Path:
+    if version.render_state != "ready" or not 1 <= page <= version.page_count:
+        raise NotFound(f"This version has no rendered page {page}.")
+    path = version_dir(version.id) / ("thumbs" if thumb else "pages") / f"{page:04d}.jpg"
+    if not path.is_file():
+        raise NotFound(f"This version has no image for page {page}.")
+    return path
+
+
+_hash_cache: dict[Path, tuple[int, int, str]] = {}
+
+
+def file_hash(path: Path) -> str | None:
+    """sha256 of a file's bytes, cached by (size, mtime) so hot checks don't reread decks."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    cached = _hash_cache.get(path)
+    if cached and cached[:2] == (st.st_size, st.st_mtime_ns):
+        return cached[2]
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    _hash_cache[path] = (st.st_size, st.st_mtime_ns, h.hexdigest())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- visibility
+
+
+def _user_product_ids(session: Session, user: User) -> set[int]:
+    return set(
+        session.scalars(select(UserProduct.product_id).where(UserProduct.user_id == user.id))
+    )
+
+
+def is_valid_on(version: ContentVersion, day: date) -> bool:
+    return version.state == "approved" and version.valid_from <= day <= version.valid_until
+
+
+def manifest_hash(session: Session, version: ContentVersion, file_sha: str | None = None) -> str:
+    """What a signature binds: the file's bytes (read from disk) and the reviewed metadata."""
+    data = {f: getattr(version, f) for f in SIGNED_FIELDS}
+    data["valid_from"] = version.valid_from.isoformat()
+    data["valid_until"] = version.valid_until.isoformat()
+    data["file_sha256"] = file_sha if file_sha is not None else file_hash(original_path(version))
+    data["page_messages"] = [
+        [p.number, p.key_messages]
+        for p in session.scalars(
+            select(ContentPage)
+            .where(ContentPage.version_id == version.id)
+            .order_by(ContentPage.number)
+        )
+        if p.key_messages
+    ]
+    raw = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def signatures(session: Session, version_id: int) -> list[Signature]:
+    return list(
+        session.scalars(
+            select(Signature).where(Signature.version_id == version_id).order_by(Signature.id)
+        )
+    )
+
+
+@dataclass
+class SignatureCheck:
+    signature: Signature
+    valid: bool
+
+
+def check_signatures(session: Session, version: ContentVersion) -> list[SignatureCheck]:
+    current = manifest_hash(session, version)
+    return [SignatureCheck(s, s.signed_hash == current) for s in signatures(session, version.id)]
+
+
+def presentable(session: Session, version: ContentVersion, day: date | None = None) -> bool:
+    """Invariant 2: approved, inside its dates, and every signature still matches its bytes."""
+    if not is_valid_on(version, day or today()):
+        return False
+    checks = check_signatures(session, version)
+    return bool(checks) and all(c.valid for c in checks)
+
+
+def require_presentable(session: Session, version: ContentVersion) -> None:
+    if version.state == "withdrawn":
+        raise Conflict("This content was withdrawn and can no longer be shown.", field="content")
+    if version.state in ("expired", "superseded") or (
+        version.state == "approved" and version.valid_until < today()
+    ):
+        raise Conflict("This content has expired and can no longer be shown.", field="content")
+    if version.state == "approved" and version.valid_from > today():
+        raise Conflict("This content is not valid yet.", field="content")
+    if version.state != "approved":
+        raise Conflict("This content is not approved.", field="content")
+    if not presentable(session, version):
+        raise Conflict(
+            "This content's file no longer matches what the reviewers signed; it cannot be shown.",
+            field="content",
+        )
+
+
+def can_see(session: Session, user: User, version: ContentVersion) -> bool:
+    """Builders see all; reviewers what reached review; reps and managers what they may show."""
+    if user.role in BUILDERS:
+        return True
+    if user.role == Role.reviewer:
+        return version.state != "draft"
+    if user.country and user.country not in (version.countries or []):
+        return False
+    if user.role == Role.rep:
+        mine = _user_product_ids(session, user)
+        if mine and not mine.intersection(version.product_ids or []):
+            return False
+    return is_valid_on(version, today())
+
+
+def get_version(session: Session, user: User, version_id: int, *, for_update=False):
+    version = session.get(ContentVersion, version_id, with_for_update=for_update or None)
+    if version is None or not can_see(session, user, version):
+        raise NotFound(f"Content version {version_id} does not exist or is not available to you.")
+    return version
+
+
+def get_content(session: Session, user: User, content_id: int) -> Content:
+    content = session.get(Content, content_id)
+    if content is None or not versions_for(session, user, content_id):
+        raise NotFound(f"Content {content_id} does not exist or is not available to you.")
+    return content
+
+
+def versions_for(session: Session, user: User, content_id: int) -> list[ContentVersion]:
+    rows = session.scalars(
+        select(ContentVersion)
+        .where(ContentVersion.content_id == content_id)
+        .order_by(ContentVersion.number.desc())
+    )
+    return [v for v in rows if can_see(session, user, v)]
+
+
+def pages(session: Session, version_id: int) -> list[ContentPage]:
+    return list(
+        session.scalars(
+            select(ContentPage)
+            .where(ContentPage.version_id == version_id)
+            .order_by(ContentPage.number)
+        )
+    )
+
+
+def library(
+    session: Session,
+    user: User,
+    *,
+    q: str | None = None,
+    state: str | None = None,
+    product_id: int | None = None,
+    content_type: str | None = None,
+    language: str | None = None,
+    country: str | None = None,
+    kind: str | None = None,
+    limit: int = 200,
+) -> list[ContentVersion]:
+    """One row per content item: its newest version this user may see, filtered."""
+    stmt = select(ContentVersion).order_by(
+        ContentVersion.content_id.desc(), ContentVersion.number.desc()
+    )
+    if state:
+        stmt = stmt.where(ContentVersion.state == state)
+    if content_type:
+        stmt = stmt.where(ContentVersion.content_type == content_type)
+    if language:
+        stmt = stmt.where(ContentVersion.language == language)
+    if kind:
+        stmt = stmt.where(ContentVersion.kind == kind)
+    if user.role not in BUILDERS:
+        stmt = stmt.where(ContentVersion.state != "draft")
+        if user.role != Role.reviewer:
+            day = today()
+            stmt = stmt.where(
+                ContentVersion.state == "approved",
+                ContentVersion.valid_from <= day,
+                ContentVersion.valid_until >= day,
+            )
+    needle = (q or "").strip().lower()
+    seen: set[int] = set()
+    out: list[ContentVersion] = []
+    for v in session.scalars(stmt):
+        if v.content_id in seen:
+            continue
+        if needle and needle not in v.title.lower():
+            continue
+        if product_id and product_id not in (v.product_ids or []):
+            continue
+        if country and country not in (v.countries or []):
+            continue
+        if not can_see(session, user, v):
+            continue
+        seen.add(v.content_id)
+        out.append(v)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def review_inbox(session: Session, user: User) -> list[ContentVersion]:
+    """Versions in review that still wait for this reviewer's role."""
+    if user.role != Role.reviewer or not user.review_role:
+        return []
+    out = []
+    for v in session.scalars(
+        select(ContentVersion)
+        .where(ContentVersion.state == "in_review")
+        .order_by(ContentVersion.submitted_at)
+    ):
+        if user.review_role not in (v.required_roles or []):
+            continue
+        signed = {s.role for s in signatures(session, v.id)}
+        if user.review_role not in signed:
+            out.append(v)
+    return out
+
+
+# ---------------------------------------------------------------- building
+
+
+def _check_meta(session: Session, data: dict) -> dict:
+    errors: list[dict] = []
+
+    def err(field: str, message: str) -> None:
+        errors.append({"field": field, "message": message})
+
+    out = dict(data)
+    if "title" in data:
+        title = (data["title"] or "").strip()
+        if not title:
+            err("title", "Give the content a title.")
+        elif len(title) > 200:
+            err("title", "The title is at most 200 characters.")
+        out["title"] = title
+    if "description" in data and data["description"] and len(data["description"]) > 5000:
+        err("description", "The description is at most 5,000 characters.")
+    if "content_type" in data and data["content_type"] not in CONTENT_TYPES:
+        err("content_type", "Choose promotional, medical or training.")
+    if "language" in data and data["language"] not in LANGUAGES:
+        err("language", f"Choose a language among {', '.join(LANGUAGES)}.")
+    if "countries" in data:
+        cs = data["countries"]
+        if not isinstance(cs, list) or not cs:
+            err("countries", "Choose at least one country.")
+        elif not all(isinstance(c, str) and _COUNTRY.match(c) for c in cs):
+            err("countries", "Countries are two-letter codes such as FR or GB.")
+        else:
+            out["countries"] = sorted(set(cs))
+    if "product_ids" in data:
+        ps = data["product_ids"]
+        if not isinstance(ps, list) or not ps:
+            err("product_ids", "Choose at least one product.")
+        elif not all(isinstance(p, int) and not isinstance(p, bool) for p in ps):
+            err("product_ids", "Products are given by their ids.")
+        else:
+            found = set(session.scalars(select(Product.id).where(Product.id.in_(ps))))
+            if found != set(ps):
+                err("product_ids", f"Unknown product {sorted(set(ps) - found)[0]}.")
+            out["product_ids"] = sorted(set(ps))
+    for field, limit, what in (
+        ("audience", 20, "specialties"),
+        ("key_messages", 30, "key messages"),
+    ):
+        if field in data:
+            vals = data[field]
+            if vals is None:
+                out[field] = []
+            elif not isinstance(vals, list) or not all(
+                isinstance(v, str) and 0 < len(v.strip()) <= 200 for v in vals
+            ):
+                err(field, f"The {what} are short texts (200 characters at most).")
+            elif len(vals) > limit:
+                err(field, f"At most {limit} {what}.")
+            else:
+                out[field] = list(dict.fromkeys(v.strip() for v in vals))
+    if "required_roles" in data:
+        rr = data["required_roles"]
+        if not isinstance(rr, list) or not rr or not set(rr) <= set(REVIEW_ROLES):
+            err("required_roles", "Required reviewers are among medical, legal and regulatory.")
+        else:
+            out["required_roles"] = [r for r in REVIEW_ROLES if r in rr]
+    for field in ("valid_from", "valid_until"):
+        if field in data and not isinstance(data[field], date):
+            err(field, "Give a date.")
+    if "change_note" in data and data["change_note"] and len(data["change_note"]) > 2000:
+        err("change_note", "The change note is at most 2,000 characters.")
+    if errors:
+        raise Invalid(errors[0]["message"], errors=errors)
+    return out
+
+
+def _check_dates(version: ContentVersion) -> None:
+    if version.valid_until < version.valid_from:
+        raise Invalid("The expiry date comes after the start date.", field="valid_until")
+
+
+def upload(
+    session: Session,
+    user: User,
+    path: Path,
+    filename: str,
+    meta: dict,
+    *,
+    content_id: int | None = None,
+    parent_id: int | None = None,
+) -> ContentVersion:
+    """A new content item (or a new version of one) from an uploaded file, rendered by the worker.
+
+    The file at path is moved into the library only when everything was accepted.
+    """
+    if user.role not in BUILDERS:
+        raise Forbidden("Only marketing and admins build content.")
+    settings = get_settings()
+    inspected = files.inspect(path, filename, settings)
+    if content_id is not None:
+        content = session.get(Content, content_id, with_for_update=True)
+        if content is None:
+            raise NotFound(f"Content {content_id} does not exist.")
+        latest = session.scalars(
+            select(ContentVersion)
+            .where(ContentVersion.content_id == content_id)
+            .order_by(ContentVersion.number.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest.state in ("draft", "in_review"):
+            raise Conflict(
+                f"Version {latest.number} is still a draft or in review: finish it first.",
+                field="file",
+            )
+        base = {f: getattr(latest, f) for f in EDITABLE} if latest else {}
+        base["change_note"] = None
+        number = (latest.number if latest else 0) + 1
+    else:
+        if parent_id is not None and session.get(Content, parent_id) is None:
+            raise Invalid(f"Global content {parent_id} does not exist.", field="parent_id")
+        missing = [
+            f
+            for f in ("title", "content_type", "language", "countries", "product_ids")
+            if f not in meta
+        ]
+        if missing:
+            raise Invalid("This field is required.", field=missing[0])
+        content = Content(owner_id=user.id, parent_id=parent_id)
+        session.add(content)
+        session.flush()
+        base, number = {}, 1
+    unknown = set(meta) - set(EDITABLE)
+    if unknown:
+        raise Invalid(f"{sorted(unknown)[0]} cannot be set.", field=sorted(unknown)[0])
+    data = {**base, **_check_meta(session, meta)}
+    data.setdefault("valid_from", today())
+    if "valid_until" not in data:
+        raise Invalid("Give the expiry date.", field="valid_until")
+    version = ContentVersion(
+        content_id=content.id,
+        number=number,
+        state="draft",
+        kind=inspected.kind,
+        filename=Path(filename or "upload").name[:255],
+        media_type=inspected.media_type,
+        size=inspected.size,
+        sha256=inspected.sha256,
+        created_by=user.id,
+        render_state="queued",
+        **data,
+    )
+    _check_dates(version)
+    session.add(version)
+    session.flush()
+    target = original_path(version)
+    if target.parent.exists():  # a leftover of a rolled-back upload with the same id
+        shutil.rmtree(target.parent)
+    target.parent.mkdir(parents=True)
+    shutil.move(str(path), target)
+    jobs.enqueue(session, "content.render", {"version_id": version.id})
+    return version
+
+
+def update_draft(session: Session, user: User, version_id: int, **changes) -> ContentVersion:
+    if user.role not in BUILDERS:
+        raise Forbidden("Only marketing and admins build content.")
+    version = get_version(session, user, version_id, for_update=True)
+    if version.state != "draft":
+        raise Conflict("Only a draft can be changed: upload a new version instead.", field="state")
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise Invalid(f"{sorted(unknown)[0]} cannot be changed.", field=sorted(unknown)[0])
+    for key, value in _check_meta(session, changes).items():
+        setattr(version, key, value)
+    _check_dates(version)
+    session.flush()
+    return version
+
+
+def set_page_messages(
+    session: Session, user: User, version_id: int, page: int, key_messages: list[str]
+) -> ContentPage:
+    """Which of the version's key messages a slide carries (recorded when it is shown)."""
+    if user.role not in BUILDERS:
+        raise Forbidden("Only marketing and admins build content.")
+    version = get_version(session, user, version_id, for_update=True)
+    if version.state != "draft":
+        raise Conflict("Only a draft can be changed.", field="state")
+    row = session.scalar(
+        select(ContentPage).where(ContentPage.version_id == version_id, ContentPage.number == page)
+    )
+    if row is None:
+        raise Invalid(f"This version has no page {page}.", field="page")
+    unknown = [k for k in key_messages if k not in (version.key_messages or [])]
+    if unknown:
+        raise Invalid(
+            f"'{unknown[0][:60]}' is not one of this content's key messages.", field="key_messages"
+        )
+    row.key_messages = list(dict.fromkeys(key_messages))
+    session.flush()
+    return row
+
+
+def submit_for_review(session: Session, user: User, version_id: int) -> ContentVersion:
+    if user.role not in BUILDERS:
+        raise Forbidden("Only marketing and admins send content to review.")
+    version = get_version(session, user, version_id, for_update=True)
+    if version.state != "draft":
+        raise Conflict(
+            f"This version is {version.state.replace('_', ' ')}, not a draft.", field="state"
+        )
+    if version.render_state != "ready":
+        raise Conflict(
+            "The file is still being prepared; try again when its pages are ready.", field="file"
+        )
+    if file_hash(original_path(version)) != version.sha256:
+        raise Conflict("The stored file differs from the upload; upload it again.", field="file")
+    version.state = "in_review"
+    version.submitted_at = _now()
+    session.flush()
+    return version
+
+
+def add_comment(
+    session: Session, user: User, version_id: int, body: str, page: int | None = None
+) -> ReviewComment:
+    if user.role not in (Role.reviewer, *BUILDERS):
+        raise Forbidden("Only reviewers and the content's builders comment.")
+    version = get_version(session, user, version_id)
+    if version.state not in ("in_review", "draft"):
+        raise Conflict("Comments are taken while a version is a draft or in review.", field="state")
+    body = (body or "").strip()
+    if not body:
+        raise Invalid("Write a comment.", field="body")
+    if len(body) > 5000:
+        raise Invalid("A comment is at most 5,000 characters.", field="body")
+    if page is not None and not (1 <= page <= max(version.page_count, 1)):
+        raise Invalid(f"This version has pages 1 to {version.page_count}.", field="page")
+    comment = ReviewComment(
+        version_id=version.id, page=page, author_id=user.id, role=user.review_role, body=body
+    )
+    session.add(comment)
+    session.flush()
+    return comment
+
+
+def comments(session: Session, version_id: int) -> list[ReviewComment]:
+    return list(
+        session.scalars(
+            select(ReviewComment)
+            .where(ReviewComment.version_id == version_id)
+            .order_by(ReviewComment.page.nulls_first(), ReviewComment.id)
+        )
+    )
+
+
+MEANINGS = {
+    "approved": "Approved as {role} reviewer",
+    "rejected": "Rejected as {role} reviewer",
+}
+
+
+def sign(
+    session: Session,
+    user: User,
+    version_id: int,
+    *,
+    password: str,
+    decision: str,
+    comment: str | None = None,
+) -> Signature:
+    """An MLR decision signed with the reviewer's password, bound to the version's hash."""
+    if user.role != Role.reviewer or user.review_role not in REVIEW_ROLES:
+        raise Forbidden("Only MLR reviewers sign content.")
+    if decision not in MEANINGS:
+        raise Invalid("Choose approve or reject.", field="decision")
+    version = get_version(session, user, version_id, for_update=True)
+    if version.state != "in_review":
+        raise Conflict(
+            f"This version is {version.state.replace('_', ' ')}, not in review.", field="state"
+        )
+    role = user.review_role
+    if role not in (version.required_roles or []):
+        raise Forbidden(f"This version does not need a {role} review.")
+    comment = (comment or "").strip() or None
+    if decision == "rejected" and not comment:
+        raise Invalid("Say why you reject this version.", field="comment")
+    if comment and len(comment) > 5000:
+        raise Invalid("A comment is at most 5,000 characters.", field="comment")
+    if not password or not verify_password(user.password_hash, password):
+        raise Invalid("This is not your password; nothing was signed.", field="password")
+    current = file_hash(original_path(version))
+    if current != version.sha256:
+        raise Conflict(
+            "The stored file no longer matches the uploaded bytes; it cannot be signed.",
+            field="file",
+        )
+    checks = check_signatures(session, version)
+    if any(c.signature.role == role and c.valid for c in checks):
+        raise Conflict(f"This version already has a {role} signature.", field="decision")
+    sig = Signature(
+        version_id=version.id,
+        signer_id=user.id,
+        printed_name=user.full_name,
+        role=role,
+        decision=decision,
+        meaning=MEANINGS[decision].format(role=role),
+        comment=comment,
+        signed_hash=manifest_hash(session, version, current),
+        signed_at=_now(),
+    )
+    session.add(sig)
+    session.flush()
+    if decision == "rejected":
+        version.state = "rejected"
+        version.decided_at = _now()
+    else:
+        approved = {
+            c.signature.role for c in checks if c.valid and c.signature.decision == "approved"
+        }
+        approved.add(role)
+        if set(version.required_roles or []) <= approved:
+            _approve(session, version)
+    session.flush()
+    return sig
+
+
+def _approve(session: Session, version: ContentVersion) -> None:
+    version.state = "approved"
+    version.decided_at = _now()
+    for older in session.scalars(
+        select(ContentVersion).where(
+            ContentVersion.content_id == version.content_id,
+            ContentVersion.id != version.id,
+            ContentVersion.state == "approved",
+        )
+    ):
+        older.state = "superseded"
+        older.ended_at = _now()
+        older.end_reason = f"Replaced by version {version.number}"
+
+
+def withdraw(session: Session, user: User, version_id: int, reason: str) -> ContentVersion:
+    """An admin takes approved content out of use at once (invariant 2)."""
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin withdraws content.")
+    version = get_version(session, user, version_id, for_update=True)
+    if version.state != "approved":
+        raise Conflict(
+            f"This version is {version.state.replace('_', ' ')}; only approved "
+            "content is withdrawn.",
+            field="state",
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("Say why this content is withdrawn.", field="reason")
+    if len(reason) > 2000:
+        raise Invalid("The reason is at most 2,000 characters.", field="reason")
+    version.state = "withdrawn"
+    version.ended_at = _now()
+    version.ended_by = user.id
+    version.end_reason = reason
+    session.flush()
+    return version
+
+
+def expire_due(session: Session, day: date | None = None) -> int:
+    """Approved versions past their expiry date become expired (the worker runs this)."""
+    day = day or today()
+    n = 0
+    for v in session.scalars(
+        select(ContentVersion)
+        .where(ContentVersion.state == "approved", ContentVersion.valid_until < day)
+        .with_for_update()
+    ):
+        v.state = "expired"
+        v.ended_at = _now()
+        v.end_reason = f"Expired on {v.valid_until.isoformat()}"
+        n += 1
+    session.flush()
+    return n
+
+
+# ---------------------------------------------------------------- rendering (worker side)
+
+
+def set_render_progress(session: Session, version_id: int, **values) -> None:
+    # Core UPDATE, not the ORM: progress ticks are not business changes for the audit trail.
+    session.execute(update(ContentVersion).where(ContentVersion.id == version_id).values(**values))
+
+
+def diff(session: Session, old: ContentVersion, new: ContentVersion) -> list[dict]:
+    """Text differences page by page between two versions, for re-review."""
+    a = {p.number: p.text for p in pages(session, old.id)}
+    b = {p.number: p.text for p in pages(session, new.id)}
+    out = []
+    for n in range(1, max([0, *a, *b]) + 1):
+        before, after = a.get(n), b.get(n)
+        if before is None:
+            status = "added"
+        elif after is None:
+            status = "removed"
+        else:
+            status = "same" if before == after else "changed"
+        lines = []
+        if status != "same":
+            sm = difflib.SequenceMatcher(
+                None, (before or "").split(), (after or "").split(), autojunk=False
+            )
+            for op, i1, i2, j1, j2 in sm.get_opcodes():
+                words_a = " ".join((before or "").split()[i1:i2])
+                words_b = " ".join((after or "").split()[j1:j2])
+                if op == "equal":
+                    lines.append(("same", words_a))
+                else:
+                    if words_a:
+                        lines.append(("del", words_a))
+                    if words_b:
+                        lines.append(("add", words_b))
+        out.append({"page": n, "status": status, "parts": lines})
+    return out
+
+
+def previous_version(session: Session, version: ContentVersion) -> ContentVersion | None:
+    return session.scalars(
+        select(ContentVersion)
+        .where(
+            ContentVersion.content_id == version.content_id,
+            ContentVersion.number < version.number,
+            ContentVersion.render_state == "ready",
+        )
+        .order_by(ContentVersion.number.desc())
+        .limit(1)
+    ).first()
+
+
+def counts_by_state(session: Session) -> dict[str, int]:
+    return dict(
+        session.execute(
+            select(ContentVersion.state, func.count()).group_by(ContentVersion.state)
+        ).all()
+    )
