@@ -8,11 +8,11 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours.core.db import Base, BigId, UTCDateTime, utcnow
+from parcours.core.models import REVIEW_ROLES
 
 KINDS = ("pdf", "pptx", "html5", "image", "video")
 CONTENT_TYPES = ("promotional", "medical", "training")
 STATES = ("draft", "in_review", "approved", "rejected", "superseded", "expired", "withdrawn")
-REVIEW_ROLES = ("medical", "legal", "regulatory")
 REACTIONS = ("positive", "neutral", "negative")
 # Rendering of the uploaded file, apart from the MLR state: queued → rendering → ready | failed.
 RENDER_STATES = ("queued", "rendering", "ready", "failed")

@@ -19,6 +19,10 @@ class Role(StrEnum):
     reviewer = "reviewer"
 
 
+# the MLR functions a reviewer signs for
+REVIEW_ROLES = ("medical", "legal", "regulatory")
+
+
 class User(Base):
     __tablename__ = "users"
     __audited__ = True

@@ -170,6 +170,7 @@ def _user_values(form: FormData) -> dict:
         "language": form_text(form, "language"),
         "country": form_text(form, "country").upper() or None,
         "manager_id": int(manager) if is_id(manager) else None,
+        "review_role": form_text(form, "review_role") or None,
         "password": form.get("password") or None,
     }
 
@@ -194,7 +195,16 @@ def user_edit(request: Request, user_id: int, user: PageUser, session: SessionDe
     edited = users.get_user(session, user, user_id)
     values = {
         k: getattr(edited, k)
-        for k in ("email", "full_name", "role", "language", "country", "manager_id", "is_active")
+        for k in (
+            "email",
+            "full_name",
+            "role",
+            "language",
+            "country",
+            "manager_id",
+            "review_role",
+            "is_active",
+        )
     }
     return render(
         request, "core/admin/user_form.html", _user_form_ctx(session, user, values, {}, edited)

@@ -49,6 +49,7 @@ class UserCreate(Strict):
     language: str = Field(default="fr", pattern="^(fr|en)$")
     country: str | None = Field(default=None, min_length=2, max_length=2)
     manager_id: int | None = None
+    review_role: str | None = Field(default=None, pattern="^(medical|legal|regulatory)$")
     password: str = Field(min_length=10, max_length=200)
 
 
@@ -58,6 +59,7 @@ class UserUpdate(Strict):
     language: str | None = Field(default=None, pattern="^(fr|en)$")
     country: str | None = Field(default=None, min_length=2, max_length=2)
     manager_id: int | None = None
+    review_role: str | None = Field(default=None, pattern="^(medical|legal|regulatory)$")
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=10, max_length=200)
     unlock: bool | None = None
@@ -73,5 +75,6 @@ class UserRead(BaseModel):
     language: str
     country: str | None
     manager_id: int | None
+    review_role: str | None = None
     is_active: bool
     locked_until: datetime | None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from parcours.core import audit
 from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound, TooMany, Unauthorized
-from parcours.core.models import ApiToken, Role, User
+from parcours.core.models import REVIEW_ROLES, ApiToken, Role, User
 from parcours.core.security import hash_password, new_token, token_digest, verify_password
 from parcours.core.settings import get_settings
 
@@ -112,6 +112,8 @@ def _check(session: Session, data: dict, user_id: int | None = None) -> None:
             raise Invalid(f"{key} needs 1 to {limit} characters.", field=key)
     if "role" in data and data["role"] not in {r.value for r in Role}:
         raise Invalid(f"Unknown role {data['role']!r}.", field="role")
+    if data.get("review_role") is not None and data["review_role"] not in REVIEW_ROLES:
+        raise Invalid("The review role is medical, legal or regulatory.", field="review_role")
     if "language" in data and data["language"] not in LANGUAGES:
         raise Invalid("Language must be fr or en.", field="language")
     if "password" in data and data["password"] is not None and len(data["password"]) < 10:
@@ -131,6 +133,7 @@ def create_user(session: Session, actor: User, **data) -> User:
         language=data.get("language") or "fr",
         country=data["country"].upper() if data.get("country") else None,
         manager_id=data.get("manager_id"),
+        review_role=data.get("review_role") if data["role"] == Role.reviewer else None,
         password_hash=hash_password(data["password"]),
     )
     session.add(user)
@@ -147,6 +150,11 @@ def update_user(session: Session, actor: User, user_id: int, **data) -> User:
     for key in ("full_name", "role", "language", "is_active"):
         if data.get(key) is not None:
             setattr(user, key, data[key])
+    if "review_role" in data or data.get("role"):
+        role = data.get("role") or user.role
+        user.review_role = (
+            data.get("review_role", user.review_role) if role == Role.reviewer else None
+        )
     for key in ("country", "manager_id"):  # nullable: an explicit None clears them
         if key in data:
             value = data[key]
