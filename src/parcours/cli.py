@@ -45,6 +45,7 @@ def seed(
     months: Annotated[int, typer.Option(min=1, max=60)] = 6,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     if_empty: Annotated[bool, typer.Option(help="Do nothing when users already exist.")] = False,
+    content: Annotated[bool, typer.Option(help="Add demo decks, rendered and reviewed.")] = True,
 ) -> None:
     """Load deterministic demo data (streams in batches; scales to millions of rows)."""
     from sqlalchemy import func, select
@@ -59,7 +60,8 @@ def seed(
     if existing and if_empty:
         typer.echo(
             "demo data already loaded; logins: admin@parcours.demo, manager@parcours.demo, "
-            "rep@parcours.demo, marketing@parcours.demo, reviewer@parcours.demo "
+            "rep@parcours.demo, marketing@parcours.demo, reviewer@parcours.demo, "
+            "reviewer.legal@parcours.demo, reviewer.regulatory@parcours.demo "
             "(password as printed when it was loaded, or PARCOURS_DEMO_PASSWORD)"
         )
         return
@@ -74,13 +76,18 @@ def seed(
 
     result = seeding.run(engine, hcps=hcps, reps=reps, months=months, seed=seed, progress=progress)
     typer.echo(json.dumps({k: v for k, v in result.__dict__.items() if k != "password"}))
+    if content:
+        from parcours.seed import content as demo_content
+
+        typer.echo("  content      rendering demo decks…", err=True)
+        typer.echo(json.dumps({"content": demo_content.run(engine, result.password)}))
     typer.echo("\nDemo logins (password: " + result.password + ")")
     for email in (
         "admin@parcours.demo",
         "manager@parcours.demo",
         "rep@parcours.demo",
         "marketing@parcours.demo",
-        "reviewer@parcours.demo",
+        "reviewer@parcours.demo (medical), reviewer.legal@…, reviewer.regulatory@…",
     ):
         typer.echo(f"  {email}")
     pw_file = ROOT / "var" / "demo-password"
