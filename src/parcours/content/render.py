@@ -174,6 +174,12 @@ def _convert_to_pdf(original: Path, tmp: Path, settings: Settings) -> Path:
     env = {**os.environ, "HOME": str(tmp)}
     # A session of its own: on timeout the whole group (the soffice script and
     # soffice.bin) is killed, not only the script.
+    if shutil.which(settings.soffice) is None:
+        raise Invalid(
+            "PowerPoint files cannot be converted on this server: LibreOffice is not installed "
+            "(an admin installs Debian's libreoffice-impress-nogui).",
+            field="file",
+        )
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,

@@ -81,6 +81,12 @@ def _render(version_id: int, open_session) -> None:
         for sub in ("pages", "thumbs", "site"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
         raise
+    except Exception as exc:  # the server's fault, not the file's: the job is tried again
+        with open_session() as session:
+            service.set_render_progress(
+                session, version_id, render_state="failed", render_error=f"{exc}"[:500]
+            )
+        raise
     with open_session() as session:
         session.execute(delete(ContentPage).where(ContentPage.version_id == version_id))
         session.add_all(
