@@ -110,13 +110,22 @@ def create_app() -> FastAPI:
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
     from parcours.content import api as content_api
+    from parcours.content import pages as content_pages
+    from parcours.content import player as content_player
     from parcours.core import api as core_api
     from parcours.core import pages as core_pages
     from parcours.web import pages as web_pages
 
     for module in (core_api, accounts_api, activities_api, content_api):
         app.include_router(module.router, prefix="/api/v1")
-    for module in (core_pages, web_pages, accounts_pages, activities_pages):
+    for module in (
+        core_pages,
+        web_pages,
+        accounts_pages,
+        activities_pages,
+        content_pages,
+        content_player,
+    ):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=str(PKG / "web" / "static")), name="static")

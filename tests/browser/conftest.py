@@ -74,12 +74,24 @@ def live_world(tmp_path_factory):
 @pytest.fixture(scope="session")
 def live_server(live_world):
     port = _free_port()
+    db_file = Path(live_world["url"].split("///")[1])
     env = {
         **os.environ,
         "PARCOURS_DATABASE_URL": live_world["url"],
         "PARCOURS_SECRET_KEY": "browser-test-secret",
+        # uploads land next to the database; a worker process renders them
+        "PARCOURS_CONTENT_DIR": str(db_file.parent / "content"),
+        "PARCOURS_WORKER_POLL_S": "0.3",
     }
-    log = open(Path(live_world["url"].split("///")[1]).with_suffix(".log"), "w")  # noqa: SIM115
+    log = open(db_file.with_suffix(".log"), "w")  # noqa: SIM115
+    worker_log = open(db_file.with_suffix(".worker.log"), "w")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "parcours.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -109,11 +121,14 @@ def live_server(live_world):
             time.sleep(0.2)
     else:
         proc.kill()
+        worker.kill()
         pytest.fail("the live server did not start")
     yield {**live_world, "base": base}
-    proc.terminate()
-    proc.wait(10)
+    for p in (proc, worker):
+        p.terminate()
+        p.wait(10)
     log.close()
+    worker_log.close()
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +149,41 @@ def page(browser):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="session")
+def clm_world(live_server):
+    """For the CLM acceptance test: marketing, the three MLR reviewers, a product and a call
+    the live rep planned with Dr Dupont half an hour ago, written in the live SQLite file."""
+    from datetime import UTC, datetime, timedelta
+
+    from parcours.activities import service as activities
+    from parcours.core import audit
+    from parcours.core.models import User
+
+    engine = make_engine(live_server["url"])
+    with Session(engine) as s:
+        audit.bind_actor(s, None, "test")
+        marketing = create_user(s, "marketing", full_name="Marie Marketing", language="en")
+        reviewers = [
+            create_user(s, "reviewer", review_role=role, full_name=f"{role.title()} Reviewer")
+            for role in ("medical", "legal", "regulatory")
+        ]
+        product = create_product(s, "Cardiozen")
+        rep = s.query(User).filter_by(email=live_server["rep_email"]).one()
+        call = activities.create_activity(
+            s,
+            rep,
+            account_ids=[live_server["hcp_id"]],
+            channel="field_visit",
+            start_at=datetime.now(UTC) - timedelta(minutes=30),
+        )
+        s.commit()
+        world = {
+            "marketing_email": marketing.email,
+            "reviewer_emails": [r.email for r in reviewers],
+            "product": product.name,
+            "call_id": call.id,
+        }
+    engine.dispose()
+    return world

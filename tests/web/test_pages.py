@@ -208,11 +208,13 @@ def test_home_empty_state_says_what_to_do(client, world):
     assert 'href="/accounts"' in page
 
 
-def test_reviewer_home_says_content_review_comes_soon(client, session):
-    reviewer = create_user(session, "reviewer")
+def test_reviewer_home_is_the_review_inbox(client, session):
+    reviewer = create_user(session, "reviewer", review_role="medical")
     login(client, reviewer.email)
-    page = client.get("/").text
-    assert "Content review is coming soon" in page
+    home = client.get("/", follow_redirects=False)
+    assert home.headers["location"] == "/review"
+    page = client.get("/review").text
+    assert 'href="/review"' in page
     assert 'href="/accounts"' not in page
 
 

@@ -13,6 +13,7 @@ from parcours.accounts import service as accounts
 from parcours.accounts.models import Account, Product
 from parcours.activities import service as activities
 from parcours.activities.models import OUTCOMES, Activity
+from parcours.content import clm
 from parcours.core.deps import PageUser, SessionDep
 from parcours.core.errors import Forbidden, Invalid
 from parcours.core.i18n import local, translate
@@ -50,9 +51,9 @@ def account_names(session, ids) -> dict[int, str]:
 @router.get("/")
 def home(request: Request, user: PageUser, session: SessionDep):
     if user.role == Role.marketing:
-        return redirect("/accounts")
+        return redirect("/content")
     if user.role == Role.reviewer:
-        return render(request, "activities/reviewer_home.html", {})
+        return redirect("/review")
     day = activities.local_today()
     calls = activities.calls_for_day(session, user, day)
     tasks = activities.open_tasks(session, user)
@@ -188,6 +189,7 @@ def form_context(
         "channels": activities.CALL_CHANNELS,
         "outcomes": OUTCOMES,
         "confirm_submit": confirm_submit,
+        "shown": clm.shown_in_call(session, act.id) if act else [],
     }
 
 
@@ -292,6 +294,7 @@ def _view_context(
         "amend_errors": amend_errors or {},
         "outcomes": OUTCOMES,
         "key_message_options": key_message_options(session, user, values["key_messages"]),
+        "shown": clm.shown_in_call(session, act.id),
     }
 
 

@@ -56,6 +56,8 @@ def offered(session: Session, user: User, act: Activity | None = None) -> list[C
             continue
         if v.kind == "video" or not service.presentable(session, v, day):
             continue
+        if any(o.content_id == v.content_id for o in out):
+            continue  # two approved versions in force: the newest (first, by decision date)
         out.append(v)
     if act is not None and act.product_ids:
         # content for the products planned for this call first
@@ -155,7 +157,7 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
             started = started.replace(tzinfo=UTC)
         # a slide counts if the version is approved, or was until after the slide was shown
         # (tablet clocks drift: five minutes of grace)
-        shown_ok = v.state == "approved" or (
+        shown_ok = (v.state == "approved" and started.date() <= v.valid_until) or (
             v.state in ("expired", "withdrawn", "superseded")
             and v.ended_at is not None
             and started <= v.ended_at + timedelta(minutes=5)

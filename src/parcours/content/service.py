@@ -98,23 +98,28 @@ def page_image(version: ContentVersion, page: int, *, thumb: bool = False) -> Pa
     return path
 
 
-_hash_cache: dict[Path, tuple[int, int, str]] = {}
+_hash_cache: dict[Path, tuple[tuple[int, ...], str]] = {}
 
 
 def file_hash(path: Path) -> str | None:
-    """sha256 of a file's bytes, cached by (size, mtime) so hot checks don't reread decks."""
+    """sha256 of a file's bytes, cached by its stat so hot checks don't reread decks.
+
+    The key holds ctime and inode besides size and mtime: mtime can be set back after
+    an edit (touch -r), ctime cannot, so a rewrite in place is always read again.
+    """
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
+    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     cached = _hash_cache.get(path)
-    if cached and cached[:2] == (st.st_size, st.st_mtime_ns):
-        return cached[2]
+    if cached and cached[0] == key:
+        return cached[1]
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    _hash_cache[path] = (st.st_size, st.st_mtime_ns, h.hexdigest())
+    _hash_cache[path] = (key, h.hexdigest())
     return h.hexdigest()
 
 
@@ -393,6 +398,8 @@ def _check_meta(session: Session, data: dict) -> dict:
 def _check_dates(version: ContentVersion) -> None:
     if version.valid_until < version.valid_from:
         raise Invalid("The expiry date comes after the start date.", field="valid_until")
+    if version.valid_until < today():
+        raise Invalid("The expiry date has already passed.", field="valid_until")
 
 
 def upload(
@@ -644,10 +651,20 @@ def sign(
 def _approve(session: Session, version: ContentVersion) -> None:
     version.state = "approved"
     version.decided_at = _now()
+    if version.valid_from <= today():
+        supersede_older(session, version)
+
+
+def supersede_older(session: Session, version: ContentVersion) -> None:
+    """A newer approved version in force retires the older approved ones of its item.
+
+    A version approved ahead of its start date leaves the current one in use until then
+    (the worker's daily duty calls this when the day comes).
+    """
     for older in session.scalars(
         select(ContentVersion).where(
             ContentVersion.content_id == version.content_id,
-            ContentVersion.id != version.id,
+            ContentVersion.number < version.number,
             ContentVersion.state == "approved",
         )
     ):
@@ -678,6 +695,32 @@ def withdraw(session: Session, user: User, version_id: int, reason: str) -> Cont
     version.end_reason = reason
     session.flush()
     return version
+
+
+def supersede_due(session: Session, day: date | None = None) -> int:
+    """Approved versions whose start date has come retire the older approved ones."""
+    day = day or today()
+    n = 0
+    newest: dict[int, ContentVersion] = {}
+    for v in session.scalars(
+        select(ContentVersion)
+        .where(ContentVersion.state == "approved", ContentVersion.valid_from <= day)
+        .order_by(ContentVersion.content_id, ContentVersion.number)
+    ):
+        newest[v.content_id] = v
+    for v in newest.values():
+        before = session.scalar(
+            select(func.count()).where(
+                ContentVersion.content_id == v.content_id,
+                ContentVersion.state == "approved",
+                ContentVersion.number < v.number,
+            )
+        )
+        if before:
+            supersede_older(session, v)
+            n += before
+    session.flush()
+    return n
 
 
 def expire_due(session: Session, day: date | None = None) -> int:

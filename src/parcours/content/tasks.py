@@ -109,6 +109,7 @@ def expire_content() -> None:
     with new_session() as session, session.begin():
         audit.bind_actor(session, None, "worker")
         n = service.expire_due(session)
+        service.supersede_due(session)
     if n:
         log.info("%d content version(s) expired", n)
 

@@ -117,7 +117,8 @@ def run(engine: Engine, password: str, today: date | None = None) -> dict:
             if state == "expired":
                 title += " (2025)"
             if state == "expired":
-                valid = (today - timedelta(days=200), today - timedelta(days=1))
+                # approved for a campaign that ended: expired by the worker's duty below
+                valid = (today - timedelta(days=200), today)
             else:
                 valid = (today - timedelta(days=30), today + timedelta(days=335))
             version = service.upload(
@@ -148,7 +149,7 @@ def run(engine: Engine, password: str, today: date | None = None) -> dict:
             for reviewer in signers:
                 service.sign(session, reviewer, version.id, password=password, decision="approved")
             if state == "expired":
-                service.expire_due(session, today)
+                service.expire_due(session, today + timedelta(days=1))
 
         for n, (code, brand, area, messages) in enumerate(PRODUCTS[:4]):
             if code not in products:

@@ -1,0 +1,860 @@
+"""HTML routes for the content library: upload, versions, MLR review and signatures, files."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import mimetypes
+import re
+import time
+from collections import defaultdict
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
+from jinja2 import ChoiceLoader, FileSystemLoader
+from sqlalchemy import select
+from starlette.datastructures import FormData, UploadFile
+
+from parcours.accounts import service as accounts
+from parcours.accounts.models import Product
+from parcours.content import clm, service
+from parcours.content.api import receive
+from parcours.content.models import CONTENT_TYPES, REVIEW_ROLES, STATES, Content, ContentVersion
+from parcours.core.deps import PageUser, SessionDep, page_user, require
+from parcours.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from parcours.core.i18n import local, translate
+from parcours.core.models import Role, User
+from parcours.core.settings import get_settings
+from parcours.web.pages import (
+    Form,
+    flash,
+    form_text,
+    is_id,
+    redirect,
+    translate_message,
+    user_names,
+)
+from parcours.web.render import is_htmx, language, render, templates
+
+router = APIRouter()
+
+# web/render.py loads the templates of the domains it lists; the content folder joins here.
+_TEMPLATES = str(Path(__file__).resolve().parent / "templates")
+_loader = templates.env.loader
+if isinstance(_loader, ChoiceLoader) and not any(
+    _TEMPLATES in getattr(loader, "searchpath", ()) for loader in _loader.loaders
+):
+    _loader.loaders.append(FileSystemLoader(_TEMPLATES))
+
+COUNTRIES = ("FR", "GB", "DE", "ES", "IT", "BE")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+# a new version may follow these; a draft or a version in review is finished first
+ENDED = ("approved", "rejected", "expired", "withdrawn", "superseded")
+STATS_ROLES = (Role.admin, Role.marketing, Role.manager)
+# An HTML5 package runs in a sandboxed frame: its own files only, no network, no forms.
+SITE_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; media-src 'self'; connect-src 'none'; form-action 'none'; "
+    "frame-ancestors 'self'; base-uri 'none'"
+)
+
+# The services write English; other languages get these catalogue messages instead.
+_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("Give the content a title", "content.err.title"),
+    ("The title is at most", "content.err.title_long"),
+    ("The description is at most", "content.err.description_long"),
+    ("Choose promotional, medical or training", "content.err.content_type"),
+    ("Choose a language among", "content.err.language"),
+    ("Choose at least one country", "content.err.countries"),
+    ("Countries are two-letter codes", "content.err.countries"),
+    ("Choose at least one product", "content.err.products"),
+    ("Unknown product", "content.err.products"),
+    ("specialties", "content.err.audience"),
+    ("key messages are short texts", "content.err.key_messages"),
+    ("At most 30 key messages", "content.err.key_messages_many"),
+    ("is not one of this content's key messages", "content.err.page_message"),
+    ("Required reviewers are among", "content.err.required_roles"),
+    ("The expiry date comes after", "content.err.dates"),
+    ("Give the expiry date", "content.err.date_missing"),
+    ("Give a date", "content.err.date"),
+    ("The change note is at most", "content.err.change_note_long"),
+    ("Global content", "content.err.parent"),
+    ("is empty.", "content.err.file_empty"),
+    ("MB limit", "content.err.file_large"),
+    ("MB; the limit is", "content.err.file_large"),
+    ("encrypted or in the old .ppt", "content.err.file_ppt"),
+    ("password-protected", "content.err.file_password"),
+    ("damaged and cannot be opened", "content.err.file_damaged"),
+    ("is not accepted", "content.err.file_type"),
+    ("not accepted: upload", "content.err.file_type"),
+    ("zip bomb", "content.err.file_bomb"),
+    ("escapes its folder", "content.err.file_escape"),
+    ("needs an index.html", "content.err.file_index"),
+    ("compression method", "content.err.file_compression"),
+    ("has no pages", "content.err.file_no_pages"),
+    ("has no slides", "content.err.file_no_pages"),
+    ("pages; the limit is", "content.err.file_pages"),
+    ("slides; the limit is", "content.err.file_pages"),
+    ("could not be converted", "content.err.file_convert"),
+    ("still a draft or in review", "content.err.version_open"),
+    ("still being prepared", "content.err.not_ready"),
+    ("stored file", "content.err.file_changed"),
+    ("Only a draft can be changed", "content.err.not_draft"),
+    ("not a draft", "content.err.not_draft"),
+    ("This is not your password", "content.err.password"),
+    ("Choose approve or reject", "content.err.decision"),
+    ("Say why you reject", "content.err.reject_reason"),
+    ("already has a", "content.err.already_signed"),
+    ("not in review", "content.err.not_in_review"),
+    ("Say why this content is withdrawn", "content.err.withdraw_reason"),
+    ("The reason is at most", "content.err.reason_long"),
+    ("Write a comment", "content.err.comment_empty"),
+    ("A comment is at most", "content.err.comment_long"),
+    ("Comments are taken", "content.err.comment_closed"),
+)
+
+
+def message_key(message: str) -> str | None:
+    return next((key for needle, key in _MESSAGES if needle in message), None)
+
+
+def _message(lang: str, message: str) -> str:
+    key = message_key(message)
+    if lang != "en" and key:
+        return translate(lang, key)
+    return translate_message(lang, message)
+
+
+templates.env.globals["content_message"] = _message
+
+
+def field_errors(request: Request, exc: DomainError, fields: tuple[str, ...]) -> dict[str, str]:
+    """Field → message in the user's language; a field the form does not show goes on top."""
+    lang = language(request)
+    errors: dict[str, str] = {}
+    for err in exc.errors or [{"field": "_form", "message": exc.detail}]:
+        name = err.get("field") or "_form"
+        errors.setdefault(name if name in fields else "_form", _message(lang, err["message"]))
+    return errors
+
+
+def _keys(request: Request, keys: dict[str, str]) -> dict[str, str]:
+    lang = language(request)
+    return {name: translate(lang, key) for name, key in keys.items()}
+
+
+def product_names(session) -> dict[int, str]:
+    return dict(session.execute(select(Product.id, Product.name)).all())
+
+
+def _builder(user: User) -> bool:
+    return user.role in service.BUILDERS
+
+
+# --- the metadata form --------------------------------------------------------------------------
+
+META_FIELDS = (
+    "file",
+    "title",
+    "description",
+    "content_type",
+    "language",
+    "countries",
+    "product_ids",
+    "audience",
+    "key_messages",
+    "valid_from",
+    "valid_until",
+    "required_roles",
+    "change_note",
+    "parent_id",
+)
+
+
+def _raw(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _strs(form: FormData, name: str) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in form.getlist(name) if isinstance(v, str)))
+
+
+def read_meta(form: FormData, *, upload: bool) -> tuple[dict, dict, dict]:
+    """(values to show again, data for the service, parse errors as catalogue keys)."""
+    values = {
+        "title": form_text(form, "title"),
+        "description": _raw(form, "description"),
+        "content_type": form_text(form, "content_type"),
+        "language": form_text(form, "language"),
+        "countries": [c for c in _strs(form, "countries") if c],
+        "product_ids": [int(v) for v in _strs(form, "product_ids") if is_id(v)],
+        "audience": _raw(form, "audience"),
+        "key_messages": _raw(form, "key_messages"),
+        "valid_from": form_text(form, "valid_from"),
+        "valid_until": form_text(form, "valid_until"),
+        "required_roles": _strs(form, "required_roles"),
+        "change_note": _raw(form, "change_note"),
+        "parent_id": form_text(form, "parent_id"),
+    }
+    data: dict = {
+        "title": values["title"],
+        "description": values["description"].strip() or None,
+        "content_type": values["content_type"],
+        "language": values["language"],
+        "countries": values["countries"],
+        "product_ids": values["product_ids"],
+        "audience": [p.strip() for p in values["audience"].split(",") if p.strip()],
+        "key_messages": [ln.strip() for ln in values["key_messages"].splitlines() if ln.strip()],
+        "required_roles": values["required_roles"],
+    }
+    if "change_note" in form:
+        data["change_note"] = values["change_note"].strip() or None
+    errors: dict[str, str] = {}
+    for name in ("valid_from", "valid_until"):
+        raw = values[name]
+        if not raw:
+            if name == "valid_until" or not upload:
+                errors[name] = "content.err.date_missing"
+            continue
+        try:
+            data[name] = date.fromisoformat(raw)
+        except ValueError:
+            errors[name] = "content.err.date"
+    return values, data, errors
+
+
+def values_of(version: ContentVersion | None, user: User | None = None) -> dict:
+    """The form's values from a version (a new version starts from the latest one)."""
+    if version is None:
+        return {
+            "title": "",
+            "description": "",
+            "content_type": "promotional",
+            "language": (user.language if user else "") or "",
+            "countries": [user.country] if user and user.country else [],
+            "product_ids": [],
+            "audience": "",
+            "key_messages": "",
+            "valid_from": service.today().isoformat(),
+            "valid_until": "",
+            "required_roles": list(REVIEW_ROLES),
+            "change_note": "",
+            "parent_id": "",
+        }
+    return {
+        "title": version.title,
+        "description": version.description or "",
+        "content_type": version.content_type,
+        "language": version.language,
+        "countries": list(version.countries or []),
+        "product_ids": list(version.product_ids or []),
+        "audience": ", ".join(version.audience or []),
+        "key_messages": "\n".join(version.key_messages or []),
+        "valid_from": version.valid_from.isoformat(),
+        "valid_until": version.valid_until.isoformat(),
+        "required_roles": list(version.required_roles or []),
+        "change_note": version.change_note or "",
+        "parent_id": "",
+    }
+
+
+def meta_options(session, chosen: dict) -> dict:
+    """Choices for the metadata fields: active products, countries in use, languages."""
+    products = accounts.products(session)
+    known = {p.id for p in products}
+    missing = [pid for pid in chosen.get("product_ids", []) if pid not in known]
+    if missing:  # a product retired since: still shown so the draft reads right
+        products += list(session.scalars(select(Product).where(Product.id.in_(missing))))
+    used = session.scalars(select(User.country).where(User.country.is_not(None)).distinct())
+    countries = set(COUNTRIES) | {c for c in used if c and _COUNTRY.match(c)}
+    countries |= {c for c in chosen.get("countries", []) if _COUNTRY.match(c)}
+    return {
+        "products": products,
+        "countries": sorted(countries),
+        "languages": service.LANGUAGES,
+        "content_types": CONTENT_TYPES,
+        "review_roles": REVIEW_ROLES,
+    }
+
+
+def upload_context(session, user, values, errors, *, content_id=None, latest=None) -> dict:
+    return {
+        "values": values,
+        "errors": errors,
+        "content_id": content_id,
+        "latest": latest,
+        "parents": [] if content_id else service.library(session, user, limit=500),
+        **meta_options(session, values),
+    }
+
+
+def _store(request, session, user, form: FormData, *, content_id=None, latest=None):
+    """Receive the file and create the version; the form again (422) when anything is refused."""
+    values, data, parse_errors = read_meta(form, upload=True)
+    errors = _keys(request, parse_errors)
+    upload = form.get("file")
+    chosen = isinstance(upload, UploadFile) and bool(upload.filename)
+    if not chosen:
+        errors["file"] = translate(language(request), "content.err.file_missing")
+    try:  # every metadata error at once, before the file is read
+        service._check_meta(session, {k: v for k, v in data.items() if k not in parse_errors})
+    except Invalid as exc:
+        errors = {**field_errors(request, exc, META_FIELDS), **errors}
+    parent_id = None
+    if content_id is None and is_id(values["parent_id"]):
+        parent_id = int(values["parent_id"])
+    if not errors:
+        try:
+            # All or nothing: a refused upload leaves no content item and no file behind.
+            with session.begin_nested():
+                path = receive(upload)
+                try:
+                    version = service.upload(
+                        session,
+                        user,
+                        path,
+                        upload.filename,
+                        data,
+                        content_id=content_id,
+                        parent_id=parent_id,
+                    )
+                finally:
+                    path.unlink(missing_ok=True)  # moved into the library when accepted
+        except (Invalid, Conflict) as exc:
+            errors = field_errors(request, exc, META_FIELDS)
+    if errors:
+        ctx = upload_context(session, user, values, errors, content_id=content_id, latest=latest)
+        ctx["file_again"] = chosen
+        return render(request, "content/upload.html", ctx, status=422)
+    flash(request, "content.flash.uploaded")
+    if is_htmx(request):  # the form posts with HTMX to show the upload's progress
+        return Response(headers={"HX-Redirect": f"/content/versions/{version.id}"})
+    return redirect(f"/content/versions/{version.id}")
+
+
+# --- library ------------------------------------------------------------------------------------
+
+
+@router.get("/content")
+def library(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    q: str = "",
+    state: str = "",
+    product: str = "",
+    content_type: str = Query("", alias="type"),
+    lang: str = Query("", alias="language"),
+    country: str = "",
+):
+    if user.role in service.BUILDERS:
+        states = STATES
+    elif user.role == Role.reviewer:
+        states = tuple(s for s in STATES if s != "draft")
+    else:
+        states = ()  # reps and managers only ever see approved content
+    params = {
+        "q": q.strip()[:200],
+        "state": state if state in states else "",
+        "product": product if is_id(product) else "",
+        "type": content_type if content_type in CONTENT_TYPES else "",
+        "language": lang if lang in service.LANGUAGES else "",
+        "country": country if _COUNTRY.match(country) else "",
+    }
+    versions = service.library(
+        session,
+        user,
+        q=params["q"] or None,
+        state=params["state"] or None,
+        product_id=int(params["product"]) if params["product"] else None,
+        content_type=params["type"] or None,
+        language=params["language"] or None,
+        country=params["country"] or None,
+    )
+    ctx = {
+        "versions": versions,
+        "params": params,
+        "filtered": any(params.values()),
+        "product_names": product_names(session),
+        "can_build": _builder(user),
+        "states": states,
+        "today": service.today(),
+    }
+    if not is_htmx(request):
+        ctx.update(meta_options(session, {}))
+    return render(request, "content/library.html", ctx, partial="content/_partials/library.html")
+
+
+# --- upload -------------------------------------------------------------------------------------
+
+
+def _builder_only(user: User) -> None:
+    if not _builder(user):
+        raise Forbidden("Only marketing and admins build content.")
+
+
+@router.get("/content/new")
+def upload_form(
+    request: Request, user: PageUser, session: SessionDep, source: str = Query("", alias="from")
+):
+    _builder_only(user)
+    values = values_of(None, user)
+    if is_id(source):  # "upload again" after a failed rendering: start from that version
+        with contextlib.suppress(NotFound):
+            values = values_of(service.get_version(session, user, int(source)))
+    return render(request, "content/upload.html", upload_context(session, user, values, {}))
+
+
+@router.post("/content/new")
+def upload_post(request: Request, user: PageUser, session: SessionDep, form: Form):
+    _builder_only(user)
+    return _store(request, session, user, form)
+
+
+def _latest(session, user: User, content_id: int) -> ContentVersion:
+    versions = service.versions_for(session, user, content_id)
+    if not versions:
+        raise NotFound(f"Content {content_id} does not exist or is not available to you.")
+    return versions[0]
+
+
+@router.get("/content/{content_id:int}")
+def content_home(content_id: int, user: PageUser, session: SessionDep):
+    """A content item opens on its newest version that this user may see."""
+    return redirect(f"/content/versions/{_latest(session, user, content_id).id}")
+
+
+@router.get("/content/{content_id:int}/versions/new")
+def new_version_form(request: Request, content_id: int, user: PageUser, session: SessionDep):
+    _builder_only(user)
+    latest = _latest(session, user, content_id)
+    if latest.state not in ENDED:
+        flash(request, "content.flash.finish_first", "error")
+        return redirect(f"/content/versions/{latest.id}")
+    values = values_of(latest)
+    values["change_note"] = ""
+    ctx = upload_context(session, user, values, {}, content_id=content_id, latest=latest)
+    return render(request, "content/upload.html", ctx)
+
+
+@router.post("/content/{content_id:int}/versions/new")
+def new_version_post(
+    request: Request, content_id: int, user: PageUser, session: SessionDep, form: Form
+):
+    _builder_only(user)
+    latest = _latest(session, user, content_id)
+    return _store(request, session, user, form, content_id=content_id, latest=latest)
+
+
+# --- the version page ---------------------------------------------------------------------------
+
+
+def _stats(session, user: User, version: ContentVersion) -> dict | None:
+    if user.role not in STATS_ROLES or version.state in ("draft", "in_review", "rejected"):
+        return None  # never shown in a call
+    try:
+        data = clm.stats(session, user, version.content_id)
+    except (Forbidden, NotFound):
+        return None
+    return next((s for s in data["versions"] if s["version_id"] == version.id), None)
+
+
+def version_context(session, user: User, version: ContentVersion, **extra) -> dict:
+    content = session.get(Content, version.content_id)
+    versions = service.versions_for(session, user, version.content_id)
+    builder = _builder(user)
+    draft = builder and version.state == "draft"
+    parent_title = None
+    if content.parent_id:
+        parent_versions = service.versions_for(session, user, content.parent_id)
+        parent_title = parent_versions[0].title if parent_versions else None
+    checks = service.check_signatures(session, version)
+    signed = {c.signature.role for c in checks if c.valid}
+    ctx = {
+        "v": version,
+        "content": content,
+        "versions": versions,
+        "pages": service.pages(session, version.id),
+        "checks": checks,
+        "product_names": product_names(session),
+        "authors": user_names(session, [version.created_by, version.ended_by]),
+        "stats": _stats(session, user, version),
+        "parent_title": parent_title,
+        "can_edit": draft,
+        "can_withdraw": user.role == Role.admin and version.state == "approved",
+        "can_new_version": builder and bool(versions) and versions[0].state in ENDED,
+        "can_review": user.role == Role.reviewer
+        and version.state == "in_review"
+        and user.review_role in (version.required_roles or [])
+        and user.review_role not in signed,
+        "can_open_review": user.role == Role.reviewer or builder,
+        "values": values_of(version),
+        "errors": {},
+        "withdraw_errors": {},
+        "withdraw_reason": "",
+    }
+    ctx.update(extra)
+    if draft:
+        ctx.update(meta_options(session, ctx["values"]))
+    return ctx
+
+
+@router.get("/content/versions/{version_id}")
+def version_page(request: Request, version_id: int, user: PageUser, session: SessionDep):
+    version = service.get_version(session, user, version_id)
+    return render(request, "content/version.html", version_context(session, user, version))
+
+
+@router.get("/content/versions/{version_id}/progress")
+def version_progress(request: Request, version_id: int, user: PageUser, session: SessionDep):
+    """What the page polls while rendering: the progress bar, then the pages once ready."""
+    version = service.get_version(session, user, version_id)
+    if version.render_state in ("queued", "rendering"):
+        ctx = {"v": version, "pages": [], "can_edit": False}
+    else:
+        ctx = version_context(session, user, version, oob=True)
+    return render(request, "content/_partials/progress.html", ctx)
+
+
+@router.get("/content/versions/{version_id}/view/{page}")
+def page_viewer(request: Request, version_id: int, page: int, user: PageUser, session: SessionDep):
+    """One page large, with the key messages it carries; previous and next."""
+    version = service.get_version(session, user, version_id)
+    rows = {p.number: p for p in service.pages(session, version.id)}
+    if version.render_state != "ready" or page not in rows:
+        raise NotFound(f"This version has no rendered page {page}.")
+    ctx = {
+        "v": version,
+        "page": rows[page],
+        "can_edit": _builder(user) and version.state == "draft",
+        "page_errors": {},
+    }
+    return render(request, "content/viewer.html", ctx)
+
+
+@router.post("/content/versions/{version_id}/edit")
+def edit_draft(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
+    version = service.get_version(session, user, version_id)
+    values, data, parse_errors = read_meta(form, upload=False)
+    errors = _keys(request, parse_errors)
+    if not errors:
+        try:
+            with session.begin_nested():
+                service.update_draft(session, user, version_id, **data)
+        except Invalid as exc:
+            errors = field_errors(request, exc, META_FIELDS)
+    if errors:
+        session.refresh(version)
+        ctx = version_context(session, user, version, values=values, errors=errors)
+        return render(request, "content/version.html", ctx, status=422)
+    flash(request, "content.flash.saved")
+    return redirect(f"/content/versions/{version_id}")
+
+
+@router.post("/content/versions/{version_id}/pages/{page}/messages")
+def page_messages(
+    request: Request, version_id: int, page: int, user: PageUser, session: SessionDep, form: Form
+):
+    messages = [m for m in _strs(form, "key_messages") if m]
+    errors: dict[str, str] = {}
+    failed = ""
+    try:
+        with session.begin_nested():
+            service.set_page_messages(session, user, version_id, page, messages)
+    except (Invalid, Conflict) as exc:
+        errors = field_errors(request, exc, ("key_messages",))
+        failed = exc.detail
+    version = service.get_version(session, user, version_id)
+    if not is_htmx(request):
+        if errors:
+            flash(request, message_key(failed) or "content.flash.failed", "error")
+        else:
+            flash(request, "content.flash.page_saved")
+        return redirect(f"/content/versions/{version_id}/view/{page}")
+    row = next((p for p in service.pages(session, version_id) if p.number == page), None)
+    if row is None:
+        raise NotFound(f"This version has no page {page}.")
+    ctx = {"v": version, "page": row, "can_edit": True, "page_errors": errors}
+    headers = None
+    if not errors:
+        headers = {"X-Toast": quote(translate(language(request), "content.flash.page_saved"))}
+    return render(
+        request,
+        "content/_partials/page_messages.html",
+        ctx,
+        status=422 if errors else 200,
+        headers=headers,
+    )
+
+
+@router.post("/content/versions/{version_id}/submit")
+def submit(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
+    try:
+        with session.begin_nested():
+            service.submit_for_review(session, user, version_id)
+    except Conflict as exc:
+        flash(request, message_key(exc.detail) or "content.flash.failed", "error")
+        return redirect(f"/content/versions/{version_id}")
+    flash(request, "content.flash.submitted")
+    return redirect(f"/content/versions/{version_id}")
+
+
+@router.post("/content/versions/{version_id}/withdraw")
+def withdraw(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
+    require(user, Role.admin)
+    reason = _raw(form, "reason")
+    try:
+        with session.begin_nested():
+            service.withdraw(session, user, version_id, reason)
+    except Invalid as exc:
+        version = service.get_version(session, user, version_id)
+        ctx = version_context(
+            session,
+            user,
+            version,
+            withdraw_errors=field_errors(request, exc, ("reason",)),
+            withdraw_reason=reason,
+        )
+        return render(request, "content/version.html", ctx, status=422)
+    flash(request, "content.flash.withdrawn")
+    return redirect(f"/content/versions/{version_id}")
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def _image(session, user: User, version_id: int, page: int, thumb: bool) -> FileResponse:
+    version = service.get_version(session, user, version_id)
+    path = service.page_image(version, page, thumb=thumb)
+    return FileResponse(path, media_type="image/jpeg", headers=service.FILE_HEADERS)
+
+
+@router.get("/content/versions/{version_id}/pages/{page}.jpg")
+def page_image(version_id: int, page: int, user: PageUser, session: SessionDep):
+    return _image(session, user, version_id, page, thumb=False)
+
+
+@router.get("/content/versions/{version_id}/thumbs/{page}.jpg")
+def thumb_image(version_id: int, page: int, user: PageUser, session: SessionDep):
+    return _image(session, user, version_id, page, thumb=True)
+
+
+@router.get("/content/versions/{version_id}/original")
+def original(version_id: int, user: PageUser, session: SessionDep):
+    version = service.get_version(session, user, version_id)
+    path = service.original_path(version)
+    if not path.is_file():
+        raise NotFound("The file of this version is missing.")
+    inline = version.kind in ("video", "image", "pdf")
+    return FileResponse(
+        path,
+        media_type=version.media_type,
+        filename=version.filename,
+        content_disposition_type="inline" if inline else "attachment",
+        headers=service.FILE_HEADERS,
+    )
+
+
+SITE_TOKEN_S = 12 * 3600
+
+
+def _site_signature(version_id: int, user: User, expires: int) -> str:
+    # the password hash's tail makes a password change revoke the addresses given out
+    msg = f"site:{version_id}:{user.id}:{expires}:{user.password_hash[-16:]}"
+    key = get_settings().secret().encode()
+    return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def site_url(user: User, version: ContentVersion) -> str:
+    """The package's address for this user, signed in the path: a sandboxed frame has an
+    opaque origin, so the browser sends its requests without the session cookie."""
+    hour = int(time.time()) // 3600 * 3600  # the same address for an hour: assets stay cached
+    expires = hour + 3600 + SITE_TOKEN_S
+    token = f"{user.id}.{expires}.{_site_signature(version.id, user, expires)}"
+    return f"/content/versions/{version.id}/site/~{token}/index.html"
+
+
+def _site_user(request: Request, session, version_id: int, token: str) -> User:
+    user_id, _, rest = token.partition(".")
+    expires, _, signature = rest.partition(".")
+    user = session.get(User, int(user_id)) if is_id(user_id) else None
+    if (
+        user is None
+        or not user.is_active
+        or not expires.isdigit()
+        or int(expires) < time.time()
+        or not hmac.compare_digest(signature, _site_signature(version_id, user, int(expires)))
+    ):
+        raise NotFound("This address has expired: open the content again.")
+    request.state.user = user
+    return user
+
+
+templates.env.globals["content_site_url"] = site_url
+
+
+@router.get("/content/versions/{version_id}/site/{path:path}")
+def site_file(request: Request, version_id: int, path: str, session: SessionDep):
+    """A file of an HTML5 package, only from inside its unpacked folder."""
+    if path.startswith("~"):
+        token, _, path = path[1:].partition("/")
+        user = _site_user(request, session, version_id, token)
+    else:
+        user = page_user(request, session, None)
+    version = service.get_version(session, user, version_id)
+    if version.kind != "html5" or version.render_state != "ready":
+        raise NotFound("This version is not an HTML5 package.")
+    root = (service.version_dir(version.id) / "site").resolve()
+    try:
+        target = (root / (path or "index.html")).resolve()
+    except (OSError, ValueError) as exc:
+        raise NotFound("This file is not part of the package.") from exc
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.is_relative_to(root) or not target.is_file():
+        raise NotFound("This file is not part of the package.")
+    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    headers = {
+        **service.FILE_HEADERS,
+        "Content-Security-Policy": SITE_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return FileResponse(target, media_type=media_type, headers=headers)
+
+
+# --- MLR review ---------------------------------------------------------------------------------
+
+
+@router.get("/review")
+def review_inbox(request: Request, user: PageUser, session: SessionDep):
+    """Versions waiting for this reviewer's role, oldest first."""
+    if user.role != Role.reviewer:
+        return redirect("/content")
+    items = service.review_inbox(session, user)
+    ctx = {
+        "items": items,
+        "authors": user_names(session, [v.created_by for v in items]),
+        "product_names": product_names(session),
+        "waiting": {v.id: waiting_days(service.today(), v.submitted_at) for v in items},
+    }
+    return render(request, "content/inbox.html", ctx)
+
+
+def waiting_days(day: date, since: datetime | None) -> int:
+    return max(0, (day - local(since).date()).days) if since else 0
+
+
+SIGN_FIELDS = ("decision", "comment", "password")
+
+
+def review_context(session, user: User, version: ContentVersion, **extra) -> dict:
+    comments = service.comments(session, version.id)
+    by_page: dict[int | None, list] = defaultdict(list)
+    for c in comments:
+        by_page[c.page].append(c)
+    previous = service.previous_version(session, version)
+    changes = None
+    if previous is not None:
+        changes = [d for d in service.diff(session, previous, version) if d["status"] != "same"]
+    checks = service.check_signatures(session, version)
+    mine = [c for c in checks if c.signature.signer_id == user.id]
+    signed_role = any(c.valid and c.signature.role == user.review_role for c in checks)
+    ctx = {
+        "v": version,
+        "pages": service.pages(session, version.id),
+        "by_page": by_page,
+        "authors": user_names(session, [c.author_id for c in comments] + [version.created_by]),
+        "previous": previous,
+        "changes": changes,
+        "checks": checks,
+        "mine": mine,
+        "can_sign": user.role == Role.reviewer
+        and version.state == "in_review"
+        and user.review_role in (version.required_roles or [])
+        and not signed_role,
+        "can_comment": version.state in ("draft", "in_review"),
+        "sign_values": {"decision": "approved", "comment": ""},
+        "sign_errors": {},
+        "comment_errors": {},
+        "comment_page": None,
+        "comment_body": "",
+        "product_names": product_names(session),
+    }
+    ctx.update(extra)
+    return ctx
+
+
+def _reviewable(session, user: User, version_id: int) -> ContentVersion:
+    require(user, Role.reviewer, Role.admin, Role.marketing)
+    return service.get_version(session, user, version_id)
+
+
+@router.get("/content/versions/{version_id}/review")
+def review_page(request: Request, version_id: int, user: PageUser, session: SessionDep):
+    version = _reviewable(session, user, version_id)
+    return render(request, "content/review.html", review_context(session, user, version))
+
+
+@router.post("/content/versions/{version_id}/comments")
+def add_comment(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
+    version = _reviewable(session, user, version_id)
+    raw_page = form_text(form, "page")
+    page = int(raw_page) if is_id(raw_page) and int(raw_page) <= 100_000 else None
+    body = _raw(form, "body")
+    errors: dict[str, str] = {}
+    try:
+        with session.begin_nested():
+            service.add_comment(session, user, version_id, body, page)
+    except (Invalid, Conflict) as exc:
+        errors = field_errors(request, exc, ("body",))
+    if is_htmx(request):
+        comments = [c for c in service.comments(session, version_id) if c.page == page]
+        ctx = {
+            "v": version,
+            "number": page,
+            "comments": comments,
+            "authors": user_names(session, [c.author_id for c in comments]),
+            "can_comment": True,
+            "comment_errors": errors,
+            "comment_body": body if errors else "",
+        }
+        return render(
+            request, "content/_partials/comments.html", ctx, status=422 if errors else 200
+        )
+    if errors:
+        ctx = review_context(
+            session, user, version, comment_errors=errors, comment_page=page, comment_body=body
+        )
+        return render(request, "content/review.html", ctx, status=422)
+    flash(request, "content.flash.commented")
+    return redirect(f"/content/versions/{version_id}/review#page-{page or 0}")
+
+
+@router.post("/content/versions/{version_id}/sign")
+def sign(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
+    """Approve or reject as the user's MLR role; the password is the signature."""
+    version = _reviewable(session, user, version_id)
+    values = {"decision": form_text(form, "decision"), "comment": _raw(form, "comment")}
+    try:
+        with session.begin_nested():
+            service.sign(
+                session,
+                user,
+                version_id,
+                password=_raw(form, "password"),
+                decision=values["decision"],
+                comment=values["comment"],
+            )
+    except (Invalid, Conflict) as exc:
+        session.refresh(version)
+        errors = field_errors(request, exc, SIGN_FIELDS)
+        ctx = review_context(session, user, version, sign_values=values, sign_errors=errors)
+        return render(request, "content/review.html", ctx, status=exc.status)
+    flash(request, "content.flash.signed")
+    return redirect(f"/content/versions/{version_id}/review#decision")
