@@ -110,8 +110,10 @@ def create_app() -> FastAPI:
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
     from parcours.content import api as content_api
+    from parcours.content import file_pages as content_files
     from parcours.content import pages as content_pages
     from parcours.content import player as content_player
+    from parcours.content import review_pages as content_review
     from parcours.core import api as core_api
     from parcours.core import pages as core_pages
     from parcours.web import pages as web_pages
@@ -124,6 +126,8 @@ def create_app() -> FastAPI:
         accounts_pages,
         activities_pages,
         content_pages,
+        content_review,
+        content_files,
         content_player,
     ):
         app.include_router(module.router)

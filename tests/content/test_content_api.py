@@ -15,7 +15,7 @@ from parcours.content.models import Content, ContentVersion, Signature, SlideVie
 from parcours.core.models import Job
 
 import docs
-from conftest import acting, approved_version, submit, upload_version
+from content_factories import acting, approved_version, submit, upload_version
 from factories import api_headers, create_hcp, create_user
 
 PROBLEM = "application/problem+json"

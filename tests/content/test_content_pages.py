@@ -13,7 +13,7 @@ from parcours.content.models import Content, ContentVersion, ReviewComment, Sign
 from parcours.core.models import User
 
 import docs
-from conftest import acting, approved_version, submit, upload_version
+from content_factories import acting, approved_version, submit, upload_version
 from factories import PASSWORD, create_user, login
 
 

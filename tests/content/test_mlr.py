@@ -14,7 +14,7 @@ from parcours.core import audit
 from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
 from parcours.core.models import AuditRecord
 
-from conftest import (
+from content_factories import (
     acting,
     approve,
     approved_version,

@@ -14,7 +14,7 @@ from parcours.activities.models import Activity
 from parcours.content import service
 from parcours.content.models import SlideView
 
-from conftest import acting, approved_version, submit, upload_version
+from content_factories import acting, approved_version, submit, upload_version
 from factories import create_user, login
 
 

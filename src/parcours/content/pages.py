@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
-import mimetypes
 import re
-import time
-from collections import defaultdict
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import select
 from starlette.datastructures import FormData, UploadFile
@@ -24,11 +19,10 @@ from parcours.accounts.models import Product
 from parcours.content import clm, service
 from parcours.content.api import receive
 from parcours.content.models import CONTENT_TYPES, REVIEW_ROLES, STATES, Content, ContentVersion
-from parcours.core.deps import PageUser, SessionDep, page_user, require
+from parcours.core.deps import PageUser, SessionDep, require
 from parcours.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from parcours.core.i18n import local, translate
+from parcours.core.i18n import translate
 from parcours.core.models import Role, User
-from parcours.core.settings import get_settings
 from parcours.web.pages import (
     Form,
     flash,
@@ -55,12 +49,6 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # a new version may follow these; a draft or a version in review is finished first
 ENDED = ("approved", "rejected", "expired", "withdrawn", "superseded")
 STATS_ROLES = (Role.admin, Role.marketing, Role.manager)
-# An HTML5 package runs in a sandboxed frame: its own files only, no network, no forms.
-SITE_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; media-src 'self'; connect-src 'none'; form-action 'none'; "
-    "frame-ancestors 'self'; base-uri 'none'"
-)
 
 # The services write English; other languages get these catalogue messages instead.
 _MESSAGES: tuple[tuple[str, str], ...] = (
@@ -623,238 +611,3 @@ def withdraw(request: Request, version_id: int, user: PageUser, session: Session
         return render(request, "content/version.html", ctx, status=422)
     flash(request, "content.flash.withdrawn")
     return redirect(f"/content/versions/{version_id}")
-
-
-# --- files --------------------------------------------------------------------------------------
-
-
-def _image(session, user: User, version_id: int, page: int, thumb: bool) -> FileResponse:
-    version = service.get_version(session, user, version_id)
-    path = service.page_image(version, page, thumb=thumb)
-    return FileResponse(path, media_type="image/jpeg", headers=service.FILE_HEADERS)
-
-
-@router.get("/content/versions/{version_id}/pages/{page}.jpg")
-def page_image(version_id: int, page: int, user: PageUser, session: SessionDep):
-    return _image(session, user, version_id, page, thumb=False)
-
-
-@router.get("/content/versions/{version_id}/thumbs/{page}.jpg")
-def thumb_image(version_id: int, page: int, user: PageUser, session: SessionDep):
-    return _image(session, user, version_id, page, thumb=True)
-
-
-@router.get("/content/versions/{version_id}/original")
-def original(version_id: int, user: PageUser, session: SessionDep):
-    version = service.get_version(session, user, version_id)
-    path = service.original_path(version)
-    if not path.is_file():
-        raise NotFound("The file of this version is missing.")
-    inline = version.kind in ("video", "image", "pdf")
-    return FileResponse(
-        path,
-        media_type=version.media_type,
-        filename=version.filename,
-        content_disposition_type="inline" if inline else "attachment",
-        headers=service.FILE_HEADERS,
-    )
-
-
-SITE_TOKEN_S = 12 * 3600
-
-
-def _site_signature(version_id: int, user: User, expires: int) -> str:
-    # the password hash's tail makes a password change revoke the addresses given out
-    msg = f"site:{version_id}:{user.id}:{expires}:{user.password_hash[-16:]}"
-    key = get_settings().secret().encode()
-    return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def site_url(user: User, version: ContentVersion) -> str:
-    """The package's address for this user, signed in the path: a sandboxed frame has an
-    opaque origin, so the browser sends its requests without the session cookie."""
-    hour = int(time.time()) // 3600 * 3600  # the same address for an hour: assets stay cached
-    expires = hour + 3600 + SITE_TOKEN_S
-    token = f"{user.id}.{expires}.{_site_signature(version.id, user, expires)}"
-    return f"/content/versions/{version.id}/site/~{token}/index.html"
-
-
-def _site_user(request: Request, session, version_id: int, token: str) -> User:
-    user_id, _, rest = token.partition(".")
-    expires, _, signature = rest.partition(".")
-    user = session.get(User, int(user_id)) if is_id(user_id) else None
-    if (
-        user is None
-        or not user.is_active
-        or not expires.isdigit()
-        or int(expires) < time.time()
-        or not hmac.compare_digest(signature, _site_signature(version_id, user, int(expires)))
-    ):
-        raise NotFound("This address has expired: open the content again.")
-    request.state.user = user
-    return user
-
-
-templates.env.globals["content_site_url"] = site_url
-
-
-@router.get("/content/versions/{version_id}/site/{path:path}")
-def site_file(request: Request, version_id: int, path: str, session: SessionDep):
-    """A file of an HTML5 package, only from inside its unpacked folder."""
-    if path.startswith("~"):
-        token, _, path = path[1:].partition("/")
-        user = _site_user(request, session, version_id, token)
-    else:
-        user = page_user(request, session, None)
-    version = service.get_version(session, user, version_id)
-    if version.kind != "html5" or version.render_state != "ready":
-        raise NotFound("This version is not an HTML5 package.")
-    root = (service.version_dir(version.id) / "site").resolve()
-    try:
-        target = (root / (path or "index.html")).resolve()
-    except (OSError, ValueError) as exc:
-        raise NotFound("This file is not part of the package.") from exc
-    if target.is_dir():
-        target = target / "index.html"
-    if not target.is_relative_to(root) or not target.is_file():
-        raise NotFound("This file is not part of the package.")
-    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    headers = {
-        **service.FILE_HEADERS,
-        "Content-Security-Policy": SITE_CSP,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-    return FileResponse(target, media_type=media_type, headers=headers)
-
-
-# --- MLR review ---------------------------------------------------------------------------------
-
-
-@router.get("/review")
-def review_inbox(request: Request, user: PageUser, session: SessionDep):
-    """Versions waiting for this reviewer's role, oldest first."""
-    if user.role != Role.reviewer:
-        return redirect("/content")
-    items = service.review_inbox(session, user)
-    ctx = {
-        "items": items,
-        "authors": user_names(session, [v.created_by for v in items]),
-        "product_names": product_names(session),
-        "waiting": {v.id: waiting_days(service.today(), v.submitted_at) for v in items},
-    }
-    return render(request, "content/inbox.html", ctx)
-
-
-def waiting_days(day: date, since: datetime | None) -> int:
-    return max(0, (day - local(since).date()).days) if since else 0
-
-
-SIGN_FIELDS = ("decision", "comment", "password")
-
-
-def review_context(session, user: User, version: ContentVersion, **extra) -> dict:
-    comments = service.comments(session, version.id)
-    by_page: dict[int | None, list] = defaultdict(list)
-    for c in comments:
-        by_page[c.page].append(c)
-    previous = service.previous_version(session, version)
-    changes = None
-    if previous is not None:
-        changes = [d for d in service.diff(session, previous, version) if d["status"] != "same"]
-    checks = service.check_signatures(session, version)
-    mine = [c for c in checks if c.signature.signer_id == user.id]
-    signed_role = any(c.valid and c.signature.role == user.review_role for c in checks)
-    ctx = {
-        "v": version,
-        "pages": service.pages(session, version.id),
-        "by_page": by_page,
-        "authors": user_names(session, [c.author_id for c in comments] + [version.created_by]),
-        "previous": previous,
-        "changes": changes,
-        "checks": checks,
-        "mine": mine,
-        "can_sign": user.role == Role.reviewer
-        and version.state == "in_review"
-        and user.review_role in (version.required_roles or [])
-        and not signed_role,
-        "can_comment": version.state in ("draft", "in_review"),
-        "sign_values": {"decision": "approved", "comment": ""},
-        "sign_errors": {},
-        "comment_errors": {},
-        "comment_page": None,
-        "comment_body": "",
-        "product_names": product_names(session),
-    }
-    ctx.update(extra)
-    return ctx
-
-
-def _reviewable(session, user: User, version_id: int) -> ContentVersion:
-    require(user, Role.reviewer, Role.admin, Role.marketing)
-    return service.get_version(session, user, version_id)
-
-
-@router.get("/content/versions/{version_id}/review")
-def review_page(request: Request, version_id: int, user: PageUser, session: SessionDep):
-    version = _reviewable(session, user, version_id)
-    return render(request, "content/review.html", review_context(session, user, version))
-
-
-@router.post("/content/versions/{version_id}/comments")
-def add_comment(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
-    version = _reviewable(session, user, version_id)
-    raw_page = form_text(form, "page")
-    page = int(raw_page) if is_id(raw_page) and int(raw_page) <= 100_000 else None
-    body = _raw(form, "body")
-    errors: dict[str, str] = {}
-    try:
-        with session.begin_nested():
-            service.add_comment(session, user, version_id, body, page)
-    except (Invalid, Conflict) as exc:
-        errors = field_errors(request, exc, ("body",))
-    if is_htmx(request):
-        comments = [c for c in service.comments(session, version_id) if c.page == page]
-        ctx = {
-            "v": version,
-            "number": page,
-            "comments": comments,
-            "authors": user_names(session, [c.author_id for c in comments]),
-            "can_comment": True,
-            "comment_errors": errors,
-            "comment_body": body if errors else "",
-        }
-        return render(
-            request, "content/_partials/comments.html", ctx, status=422 if errors else 200
-        )
-    if errors:
-        ctx = review_context(
-            session, user, version, comment_errors=errors, comment_page=page, comment_body=body
-        )
-        return render(request, "content/review.html", ctx, status=422)
-    flash(request, "content.flash.commented")
-    return redirect(f"/content/versions/{version_id}/review#page-{page or 0}")
-
-
-@router.post("/content/versions/{version_id}/sign")
-def sign(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
-    """Approve or reject as the user's MLR role; the password is the signature."""
-    version = _reviewable(session, user, version_id)
-    values = {"decision": form_text(form, "decision"), "comment": _raw(form, "comment")}
-    try:
-        with session.begin_nested():
-            service.sign(
-                session,
-                user,
-                version_id,
-                password=_raw(form, "password"),
-                decision=values["decision"],
-                comment=values["comment"],
-            )
-    except (Invalid, Conflict) as exc:
-        session.refresh(version)
-        errors = field_errors(request, exc, SIGN_FIELDS)
-        ctx = review_context(session, user, version, sign_values=values, sign_errors=errors)
-        return render(request, "content/review.html", ctx, status=exc.status)
-    flash(request, "content.flash.signed")
-    return redirect(f"/content/versions/{version_id}/review#decision")
