@@ -477,3 +477,18 @@ def test_stats_count_calls_time_per_slide_and_reactions(session, client, mlr):
             "reactions": {"positive": 0, "neutral": 0, "negative": 0},
         },
     ]
+
+
+def test_discarding_a_draft_through_the_api(session, client, mlr):
+    draft = upload_version(session, mlr, pages=1, title="False start")
+    reviewing = submit(session, mlr, upload_version(session, mlr, pages=1, title="Sent"))
+    rep = client.delete(
+        f"/api/v1/content-versions/{draft.id}", headers=api_headers(client, mlr.rep)
+    )
+    assert rep.status_code == 403 and rep.headers["content-type"] == PROBLEM
+    headers = api_headers(client, mlr.marketing)
+    refused = client.delete(f"/api/v1/content-versions/{reviewing.id}", headers=headers)
+    assert refused.status_code == 409
+    assert refused.json()["errors"][0]["field"] == "state"
+    assert client.delete(f"/api/v1/content-versions/{draft.id}", headers=headers).status_code == 204
+    assert client.get(f"/api/v1/content-versions/{draft.id}", headers=headers).status_code == 404

@@ -544,3 +544,30 @@ def test_diff_shows_the_changed_page(session, mlr):
     assert ("del", "10") in pages[1]["parts"] and ("add", "20") in pages[1]["parts"]
     assert ("add", "References") in pages[3]["parts"]
     assert pages[0]["parts"] == []
+
+
+def test_a_draft_can_be_discarded_and_a_reviewed_version_cannot(session, mlr):
+    v1 = approved_version(session, mlr, pages=1)
+    v2 = upload_version(session, mlr, pages=1, content_id=v1.content_id)
+    with pytest.raises(Forbidden):
+        service.discard_draft(session, mlr.rep, v2.id)
+    with acting(session, mlr.marketing):
+        assert service.discard_draft(session, mlr.marketing, v2.id) == v1.content_id
+    assert session.get(ContentVersion, v2.id) is None
+    # the next version can start now; a reviewed one is never deleted
+    upload_version(session, mlr, pages=1, content_id=v1.content_id)
+    with pytest.raises(Conflict, match="Only a draft"):
+        service.discard_draft(session, mlr.marketing, v1.id)
+    lone = upload_version(session, mlr, pages=1, title="False start")
+    with acting(session, mlr.marketing):
+        assert service.discard_draft(session, mlr.marketing, lone.id) is None
+    assert session.get(service.Content, lone.content_id) is None
+    assert audit.verify(session)[1] == []
+    deleted = session.scalars(
+        select(AuditRecord).where(
+            AuditRecord.entity == "content_versions",
+            AuditRecord.entity_id == str(lone.id),
+            AuditRecord.action == "delete",
+        )
+    ).all()
+    assert len(deleted) == 1

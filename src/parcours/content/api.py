@@ -199,6 +199,12 @@ def page_messages(
     return service.set_page_messages(session, user, version_id, page, body.key_messages)
 
 
+@router.delete("/content-versions/{version_id}", status_code=204)
+def discard(version_id: int, user: ApiUser, session: SessionDep):
+    """Delete a draft nobody reviewed; reviewed versions are kept (withdraw them instead)."""
+    service.discard_draft(session, user, version_id)
+
+
 @router.post("/content-versions/{version_id}/submit", response_model=VersionRead)
 def submit(version_id: int, user: ApiUser, session: SessionDep):
     return service.submit_for_review(session, user, version_id)

@@ -592,6 +592,18 @@ def submit(request: Request, version_id: int, user: PageUser, session: SessionDe
     return redirect(f"/content/versions/{version_id}")
 
 
+@router.post("/content/versions/{version_id}/discard")
+def discard(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
+    try:
+        with session.begin_nested():
+            content_id = service.discard_draft(session, user, version_id)
+    except Conflict as exc:
+        flash(request, message_key(exc.detail) or "content.flash.failed", "error")
+        return redirect(f"/content/versions/{version_id}")
+    flash(request, "content.flash.discarded")
+    return redirect(f"/content/{content_id}" if content_id else "/content")
+
+
 @router.post("/content/versions/{version_id}/withdraw")
 def withdraw(request: Request, version_id: int, user: PageUser, session: SessionDep, form: Form):
     require(user, Role.admin)

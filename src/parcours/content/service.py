@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from parcours.accounts.models import Product, UserProduct
@@ -522,6 +522,39 @@ def set_page_messages(
     row.key_messages = list(dict.fromkeys(key_messages))
     session.flush()
     return row
+
+
+def discard_draft(session: Session, user: User, version_id: int) -> int | None:
+    """Delete a draft nobody reviewed (a failed upload, a false start); its files go after commit.
+
+    Returns the content id when other versions remain, None when the item went with it.
+    """
+    if user.role not in BUILDERS:
+        raise Forbidden("Only marketing and admins build content.")
+    version = get_version(session, user, version_id, for_update=True)
+    if version.state != "draft":
+        raise Conflict(
+            "Only a draft can be discarded; approved content is withdrawn.", field="state"
+        )
+    content_id = version.content_id
+    folder = version_dir(version.id)
+    for row in comments(session, version.id):
+        session.delete(row)
+    session.execute(delete(ContentPage).where(ContentPage.version_id == version.id))
+    session.delete(version)
+    session.flush()
+    others = session.scalar(select(func.count()).where(ContentVersion.content_id == content_id))
+    if not others:
+        content = session.get(Content, content_id)
+        children = session.scalar(select(func.count()).where(Content.parent_id == content_id))
+        if content is not None and not children:
+            session.delete(content)
+            session.flush()
+    # files go once the deletion is committed; a rollback keeps them with their row
+    event.listen(
+        session, "after_commit", lambda _s: shutil.rmtree(folder, ignore_errors=True), once=True
+    )
+    return content_id if others else None
 
 
 def submit_for_review(session: Session, user: User, version_id: int) -> ContentVersion:

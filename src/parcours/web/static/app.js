@@ -117,4 +117,10 @@
     var msg = xhr && xhr.getResponseHeader("X-Toast");
     if (msg && ev.detail.successful) toast(decodeURIComponent(msg), "success");
   });
+  // a form that destroys something asks first (data-confirm="question")
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) ev.preventDefault();
+  });
 })();
