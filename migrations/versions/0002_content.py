@@ -26,10 +26,12 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("run_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease", sa.String(length=32), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_state_run_at", ["state", "run_at"], unique=False)
@@ -47,6 +49,7 @@ def upgrade() -> None:
             ["parent_id"], ["contents.id"], name=op.f("fk_contents_parent_id_contents")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contents")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("contents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_contents_parent_id"), ["parent_id"], unique=False)
@@ -122,6 +125,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_content_versions")),
         sa.UniqueConstraint("content_id", "number", name="uq_content_version"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("content_versions", schema=None) as batch_op:
         batch_op.create_index("ix_content_versions_state", ["state", "valid_until"], unique=False)

@@ -39,6 +39,14 @@ def _is_api(request: Request) -> bool:
 UPLOAD_PATHS = re.compile(r"^/(api/v1/)?content(/\d+/versions)?(/new)?/?$")
 
 
+def _signed_in(scope) -> bool:
+    """A bearer token or a session cookie is there (checked later): only then a big body is
+    read, so that nobody anonymous makes the server spool 200 MB before refusing them."""
+    headers = dict(scope["headers"])
+    auth = headers.get(b"authorization", b"")
+    return auth[:7].lower() == b"bearer " or b"parcours=" in headers.get(b"cookie", b"")
+
+
 class BodyLimit:
     """Refuse request bodies over the configured size before anything reads them."""
 
@@ -50,7 +58,7 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if self.upload_bytes and UPLOAD_PATHS.match(scope["path"]):
+        if self.upload_bytes and UPLOAD_PATHS.match(scope["path"]) and _signed_in(scope):
             # file uploads have their own limit (the route checks the file's own size too)
             limited_app = BodyLimit(self.app, self.upload_bytes)
             return await limited_app(scope, receive, send)

@@ -171,6 +171,7 @@ def clm_world(live_server):
         ]
         product = create_product(s, "Cardiozen")
         rep = s.query(User).filter_by(email=live_server["rep_email"]).one()
+        rep.country = "FR"  # content is offered by market: the deck is uploaded for France
         call = activities.create_activity(
             s,
             rep,

@@ -356,9 +356,7 @@ def event(call, version, n: int, page: int, duration_ms: int, reaction=None) -> 
         "version_id": version.id,
         "page": page,
         "seq": n,
-        "started_at": (
-            datetime.now(UTC) - timedelta(minutes=30) + timedelta(seconds=n)
-        ).isoformat(),
+        "started_at": (datetime.now(UTC) - timedelta(minutes=2) + timedelta(seconds=n)).isoformat(),
         "duration_ms": duration_ms,
         "reaction": reaction,
     }

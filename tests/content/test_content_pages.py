@@ -384,6 +384,7 @@ def test_the_html5_site_route_stays_inside_the_package_and_sends_its_csp(
     csp = index.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "connect-src 'none'" in csp
     assert "frame-ancestors 'self'" in csp and "form-action 'none'" in csp
+    assert csp.rstrip().endswith("sandbox allow-scripts")  # opaque origin even opened alone
     assert index.headers["x-content-type-options"] == "nosniff"
     assert client.get(f"{base}/css/style.css").headers["content-type"].startswith("text/css")
 

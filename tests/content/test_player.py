@@ -45,7 +45,7 @@ def as_user(client, user) -> str:
 
 
 def slide_events(act: Activity, version, pages=(1, 2, 3), reaction=None) -> list[dict]:
-    start = datetime.now(UTC) - timedelta(minutes=10)
+    start = datetime.now(UTC) - timedelta(minutes=2)  # after the approval, give or take
     return [
         {
             "event_id": f"ev-{uuid.uuid4()}",

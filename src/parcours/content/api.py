@@ -28,7 +28,8 @@ from parcours.content.schemas import (
     Withdrawal,
 )
 from parcours.core.deps import ApiUser, SessionDep
-from parcours.core.errors import Invalid, NotFound
+from parcours.core.errors import Forbidden, Invalid, NotFound
+from parcours.core.models import Role
 from parcours.core.settings import get_settings
 
 router = APIRouter(tags=["content"])
@@ -220,14 +221,20 @@ def comment(version_id: int, body: CommentCreate, user: ApiUser, session: Sessio
 )
 def sign(version_id: int, body: SignatureCreate, user: ApiUser, session: SessionDep):
     """Approve or reject as your MLR role; your password signs, bound to the version's hash."""
-    return service.sign(
-        session,
-        user,
-        version_id,
-        password=body.password,
-        decision=body.decision,
-        comment=body.comment,
-    )
+    try:
+        with session.begin_nested():
+            return service.sign(
+                session,
+                user,
+                version_id,
+                password=body.password,
+                decision=body.decision,
+                comment=body.comment,
+            )
+    except service.WrongPassword:
+        service.count_wrong_password(session, user)
+        session.commit()  # the count survives the error response
+        raise
 
 
 @router.post("/content-versions/{version_id}/withdraw", response_model=VersionRead)
@@ -238,11 +245,13 @@ def withdraw(version_id: int, body: Withdrawal, user: ApiUser, session: SessionD
 @router.get("/content-versions/{version_id}/diff", response_model=list[DiffPage])
 def diff(version_id: int, user: ApiUser, session: SessionDep, against: int | None = None):
     """Page-by-page text changes against another version (by default the previous one)."""
+    if user.role not in (*service.BUILDERS, Role.reviewer):
+        raise Forbidden("Version comparisons are for builders and reviewers.")
     new = service.get_version(session, user, version_id)
     old = (
         service.get_version(session, user, against)
         if against
-        else service.previous_version(session, new)
+        else service.previous_version(session, new, user)
     )
     if old is None or old.content_id != new.content_id:
         raise NotFound("There is no earlier version of this content to compare with.")

@@ -28,11 +28,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def presenting_call(session: Session, user: User, activity_id: int) -> Activity:
-    """A call of this rep's that is still open for presenting."""
-    act = activities.get_activity(session, user, activity_id)
+def presenting_call(
+    session: Session, user: User, activity_id: int, *, for_update: bool = False
+) -> Activity:
+    """A call of this rep's that is still open for presenting (row-locked to record into it)."""
+    act = activities.get_activity(session, user, activity_id, for_update=for_update)
     if act.owner_id != user.id:
         raise Forbidden("Only the rep who owns this call presents in it.")
+    if act.channel not in activities.CALL_CHANNELS:
+        raise Conflict("Content is presented in field, phone or remote calls.", field="activity_id")
     if act.status == "submitted":
         raise Conflict("This call report is submitted and locked.", field="activity_id")
     return act
@@ -84,8 +88,15 @@ def open_player(
 def player_status(session: Session, user: User, version_id: int) -> dict:
     """What an open player polls: may this version still be shown?"""
     version = session.get(ContentVersion, version_id)
-    if version is None:
-        raise NotFound(f"Content version {version_id} does not exist.")
+    visible = version is not None and (
+        user.role in (*service.BUILDERS, Role.reviewer)
+        or (
+            version.state not in ("draft", "in_review", "rejected")
+            and service.in_market(session, user, version)
+        )
+    )
+    if not visible:
+        raise NotFound(f"Content version {version_id} is not available to you.")
     try:
         service.require_presentable(session, version)
     except Conflict as exc:
@@ -127,7 +138,7 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
         aid = e["activity_id"]
         if aid not in calls:
             try:
-                calls[aid] = presenting_call(session, user, aid)
+                calls[aid] = presenting_call(session, user, aid, for_update=True)
             except (NotFound, Forbidden, Conflict) as exc:
                 calls[aid] = exc
         if isinstance(calls[aid], Exception):
@@ -136,8 +147,10 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
         vid = e["version_id"]
         if vid not in versions:
             v = session.get(ContentVersion, vid)
-            if v is None or (v.state == "approved" and not service.can_see(session, user, v)):
+            if v is None or (user.role != Role.admin and not service.in_market(session, user, v)):
                 versions[vid] = NotFound(f"Content version {vid} is not available to you.")
+            elif v.state == "approved" and not service.presentable(session, v):
+                versions[vid] = Conflict("This content cannot be shown.")
             else:
                 page_msgs = {
                     n: km
@@ -157,10 +170,19 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
             started = started.replace(tzinfo=UTC)
         # a slide counts if the version is approved, or was until after the slide was shown
         # (tablet clocks drift: five minutes of grace)
-        shown_ok = (v.state == "approved" and started.date() <= v.valid_until) or (
-            v.state in ("expired", "withdrawn", "superseded")
-            and v.ended_at is not None
-            and started <= v.ended_at + timedelta(minutes=5)
+        grace = timedelta(minutes=5)
+        shown_ok = (
+            v.decided_at is not None
+            and started >= v.decided_at - grace
+            and started.date() >= v.valid_from
+            and (
+                (v.state == "approved" and started.date() <= v.valid_until)
+                or (
+                    v.state in ("expired", "withdrawn", "superseded")
+                    and v.ended_at is not None
+                    and started <= v.ended_at + grace
+                )
+            )
         )
         if not shown_ok:
             reject("version_id", "This content was not approved when this slide was shown.")
@@ -193,9 +215,20 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
                 "received_at": now,
             }
         )
+    raced = 0
     if rows:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(SlideView).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+        # RETURNING says which rows this batch stored: a concurrent resend stored the others
+        stored = set(
+            session.execute(
+                insert(SlideView)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(SlideView.event_id),
+                rows,
+            ).scalars()
+        )
+        raced = len(rows) - len(stored)
+        rows = [r for r in rows if r["event_id"] in stored]
         per_call: dict[int, int] = defaultdict(int)
         for r in rows:
             per_call[r["activity_id"]] += 1
@@ -204,7 +237,7 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
             audit.note(session, "activities", str(aid), "slides", f"{n} slide view(s) recorded")
     return {
         "accepted": len(rows),
-        "duplicates": len(known),
+        "duplicates": len(known) + raced,
         "rejected": rejected,
     }
 

@@ -27,7 +27,9 @@ router = APIRouter()
 SITE_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; media-src 'self'; connect-src 'none'; form-action 'none'; "
-    "frame-ancestors 'self'; base-uri 'none'"
+    "frame-ancestors 'self'; base-uri 'none'; "
+    # opaque origin even when opened outside its frame: a package never runs as parcours
+    "sandbox allow-scripts"
 )
 
 # --- files --------------------------------------------------------------------------------------
@@ -91,7 +93,7 @@ def _site_user(request: Request, session, version_id: int, token: str) -> User:
     if (
         user is None
         or not user.is_active
-        or not expires.isdigit()
+        or not (expires.isascii() and expires.isdigit() and len(expires) <= 12)
         or int(expires) < time.time()
         or not hmac.compare_digest(signature, _site_signature(version_id, user, int(expires)))
     ):

@@ -23,6 +23,8 @@ class Content(Base):
 
     __tablename__ = "contents"
     __audited__ = True
+    # ids never come back after a delete: a version's files live in a folder named by its id
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -38,6 +40,7 @@ class ContentVersion(Base):
     __table_args__ = (
         UniqueConstraint("content_id", "number", name="uq_content_version"),
         Index("ix_content_versions_state", "state", "valid_until"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -11,7 +11,7 @@ from parcours.content import service
 from parcours.content.models import ContentVersion
 from parcours.content.pages import _raw, field_errors, product_names
 from parcours.core.deps import PageUser, SessionDep, require
-from parcours.core.errors import Conflict, Invalid
+from parcours.core.errors import Conflict, Invalid, TooMany
 from parcours.core.i18n import local
 from parcours.core.models import Role, User
 from parcours.web.pages import (
@@ -56,7 +56,7 @@ def review_context(session, user: User, version: ContentVersion, **extra) -> dic
     by_page: dict[int | None, list] = defaultdict(list)
     for c in comments:
         by_page[c.page].append(c)
-    previous = service.previous_version(session, version)
+    previous = service.previous_version(session, version, user)
     changes = None
     if previous is not None:
         changes = [d for d in service.diff(session, previous, version) if d["status"] != "same"]
@@ -149,7 +149,9 @@ def sign(request: Request, version_id: int, user: PageUser, session: SessionDep,
                 decision=values["decision"],
                 comment=values["comment"],
             )
-    except (Invalid, Conflict) as exc:
+    except (Invalid, Conflict, TooMany) as exc:
+        if isinstance(exc, service.WrongPassword):
+            service.count_wrong_password(session, user)
         session.refresh(version)
         errors = field_errors(request, exc, SIGN_FIELDS)
         ctx = review_context(session, user, version, sign_values=values, sign_errors=errors)

@@ -8,7 +8,7 @@ import json
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, event, func, select, update
@@ -25,8 +25,8 @@ from parcours.content.models import (
     ReviewComment,
     Signature,
 )
-from parcours.core import jobs
-from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
+from parcours.core import audit, jobs
+from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound, TooMany
 from parcours.core.models import Role, User
 from parcours.core.security import verify_password
 from parcours.core.settings import Settings, get_settings
@@ -176,10 +176,25 @@ def check_signatures(session: Session, version: ContentVersion) -> list[Signatur
 
 def presentable(session: Session, version: ContentVersion, day: date | None = None) -> bool:
     """Invariant 2: approved, inside its dates, and every signature still matches its bytes."""
-    if not is_valid_on(version, day or today()):
+    day = day or today()
+    if not is_valid_on(version, day) or replaced_on(session, version, day):
         return False
     checks = check_signatures(session, version)
     return bool(checks) and all(c.valid for c in checks)
+
+
+def replaced_on(session: Session, version: ContentVersion, day: date) -> bool:
+    """A newer approved version of the same item is in force (even before the worker says so)."""
+    return bool(
+        session.scalar(
+            select(func.count()).where(
+                ContentVersion.content_id == version.content_id,
+                ContentVersion.number > version.number,
+                ContentVersion.state == "approved",
+                ContentVersion.valid_from <= day,
+            )
+        )
+    )
 
 
 def require_presentable(session: Session, version: ContentVersion) -> None:
@@ -188,6 +203,8 @@ def require_presentable(session: Session, version: ContentVersion) -> None:
     if version.state in ("expired", "superseded") or (
         version.state == "approved" and version.valid_until < today()
     ):
+        raise Conflict("This content has expired and can no longer be shown.", field="content")
+    if version.state == "approved" and replaced_on(session, version, today()):
         raise Conflict("This content has expired and can no longer be shown.", field="content")
     if version.state == "approved" and version.valid_from > today():
         raise Conflict("This content is not valid yet.", field="content")
@@ -206,13 +223,20 @@ def can_see(session: Session, user: User, version: ContentVersion) -> bool:
         return True
     if user.role == Role.reviewer:
         return version.state != "draft"
-    if user.country and user.country not in (version.countries or []):
+    if not in_market(session, user, version):
         return False
+    return presentable(session, version)
+
+
+def in_market(session: Session, user: User, version: ContentVersion) -> bool:
+    """The version is for this rep's or manager's country (and a rep's products)."""
+    if not user.country or user.country not in (version.countries or []):
+        return False  # no country set: nothing, rather than every country's material
     if user.role == Role.rep:
         mine = _user_product_ids(session, user)
         if mine and not mine.intersection(version.product_ids or []):
             return False
-    return is_valid_on(version, today())
+    return True
 
 
 def get_version(session: Session, user: User, version_id: int, *, for_update=False):
@@ -536,6 +560,8 @@ def discard_draft(session: Session, user: User, version_id: int) -> int | None:
         raise Conflict(
             "Only a draft can be discarded; approved content is withdrawn.", field="state"
         )
+    if version.render_state in ("queued", "rendering"):
+        raise Conflict("Its pages are being prepared: discard it once that is done.", field="state")
     content_id = version.content_id
     folder = version_dir(version.id)
     for row in comments(session, version.id):
@@ -610,6 +636,24 @@ def comments(session: Session, version_id: int) -> list[ReviewComment]:
     )
 
 
+class WrongPassword(Invalid):
+    """A signing attempt with a wrong password: the failure count must still be committed."""
+
+
+def count_wrong_password(session: Session, user: User) -> None:
+    """A wrong signing password counts like a failed login (lock-out included).
+
+    Called by the routes outside the failed attempt's savepoint, so the count is kept.
+    """
+    settings = get_settings()
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins >= settings.login_max_failures:
+        user.locked_until = _now() + timedelta(seconds=settings.login_lockout_s)
+        user.failed_logins = 0
+        audit.note(session, "users", str(user.id), "lock", "locked after wrong signing passwords")
+    session.flush()
+
+
 MEANINGS = {
     "approved": "Approved as {role} reviewer",
     "rejected": "Rejected as {role} reviewer",
@@ -643,8 +687,13 @@ def sign(
         raise Invalid("Say why you reject this version.", field="comment")
     if comment and len(comment) > 5000:
         raise Invalid("A comment is at most 5,000 characters.", field="comment")
+    if user.locked_until and user.locked_until > _now():
+        raise TooMany(
+            "Too many wrong passwords: signing is locked for a few minutes.", field="password"
+        )
     if not password or not verify_password(user.password_hash, password):
-        raise Invalid("This is not your password; nothing was signed.", field="password")
+        raise WrongPassword("This is not your password; nothing was signed.", field="password")
+    user.failed_logins = 0
     current = file_hash(original_path(version))
     if current != version.sha256:
         raise Conflict(
@@ -654,6 +703,10 @@ def sign(
     checks = check_signatures(session, version)
     if any(c.signature.role == role and c.valid for c in checks):
         raise Conflict(f"This version already has a {role} signature.", field="decision")
+    if any(c.signature.signer_id == user.id for c in checks):
+        raise Conflict(
+            "You already signed this version (one person signs for one role).", field="decision"
+        )
     sig = Signature(
         version_id=version.id,
         signer_id=user.id,
@@ -813,8 +866,11 @@ def diff(session: Session, old: ContentVersion, new: ContentVersion) -> list[dic
     return out
 
 
-def previous_version(session: Session, version: ContentVersion) -> ContentVersion | None:
-    return session.scalars(
+def previous_version(
+    session: Session, version: ContentVersion, user: User | None = None
+) -> ContentVersion | None:
+    """The latest rendered version before this one (that the user may see, if given)."""
+    rows = session.scalars(
         select(ContentVersion)
         .where(
             ContentVersion.content_id == version.content_id,
@@ -822,8 +878,8 @@ def previous_version(session: Session, version: ContentVersion) -> ContentVersio
             ContentVersion.render_state == "ready",
         )
         .order_by(ContentVersion.number.desc())
-        .limit(1)
-    ).first()
+    )
+    return next((v for v in rows if user is None or can_see(session, user, v)), None)
 
 
 def counts_by_state(session: Session) -> dict[str, int]:

@@ -123,6 +123,11 @@ def sweep_orphan_files() -> None:
     with new_session(write=False) as session:
         known = {str(i) for i in session.scalars(select(ContentVersion.id))}
     cutoff = time.time() - 3600  # never race an upload that has not committed yet
+    incoming = root / ".incoming"
+    if incoming.is_dir():  # copies of uploads whose process died half-way
+        for f in incoming.iterdir():
+            if f.is_file() and f.stat().st_mtime < cutoff:
+                f.unlink(missing_ok=True)
     for d in root.iterdir():
         if d.is_dir() and d.name.isdigit() and d.name not in known and d.stat().st_mtime < cutoff:
             shutil.rmtree(d, ignore_errors=True)

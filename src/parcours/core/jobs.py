@@ -10,6 +10,7 @@ their own sessions: long work (rendering a deck) must not hold SQLite's write lo
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 import traceback
@@ -62,6 +63,14 @@ def enqueue(session: Session, kind: str, payload: dict, *, run_at: datetime | No
 
 
 def _claim() -> Job | None:
+    while True:
+        job = _claim_once()
+        if job is None or job.state == "running":
+            return job
+        # a job whose worker died MAX_ATTEMPTS times was marked failed: look for another
+
+
+def _claim_once() -> Job | None:
     with new_session() as session, session.begin():
         now = _now()
         stmt = (
@@ -80,20 +89,30 @@ def _claim() -> Job | None:
         job = session.scalars(stmt).first()
         if job is None:
             return None
+        if job.state == "running" and job.attempts >= MAX_ATTEMPTS:
+            # its worker died (or hung) every time: stop retrying what kills workers
+            job.state, job.finished_at, job.locked_until = "failed", now, None
+            job.error = (job.error or "") + f" (lease ran out {job.attempts} times)"
+            session.flush()
+            session.expunge(job)
+            return job
         job.state = "running"
         job.attempts += 1
         job.locked_until = now + LEASE
+        job.lease = secrets.token_hex(16)
         session.flush()
         session.expunge(job)
         return job
 
 
-def _finish(job_id: int, error: str | None, retry: bool) -> None:
+def _finish(job: Job, error: str | None, retry: bool) -> None:
     with new_session() as session, session.begin():
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None:
-            return
+        row = session.get(Job, job.id, with_for_update=True)
+        if row is None or row.lease != job.lease:
+            return  # our lease ran out and another worker took the job: its outcome counts
+        job = row
         job.locked_until = None
+        job.lease = None
         if error is None:
             job.state, job.finished_at = "done", _now()
         elif retry:
@@ -116,16 +135,16 @@ def run_one() -> bool:
         return False
     fn = HANDLERS.get(job.kind)
     if fn is None:
-        _finish(job.id, f"no handler for {job.kind}", retry=False)
+        _finish(job, f"no handler for {job.kind}", retry=False)
         return True
     try:
         fn(job.payload)
     except Exception as exc:  # a failed job is recorded, never lost, never crashes the worker
         log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
         detail = "".join(traceback.format_exception_only(exc)).strip()
-        _finish(job.id, detail[:2000], retry=job.attempts < MAX_ATTEMPTS and _retryable(exc))
+        _finish(job, detail[:2000], retry=job.attempts < MAX_ATTEMPTS and _retryable(exc))
     else:
-        _finish(job.id, None, retry=False)
+        _finish(job, None, retry=False)
     return True
 
 

@@ -81,7 +81,10 @@ class Job(Base):
     """Background work, claimed by one worker at a time (SKIP LOCKED on PostgreSQL)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_run_at", "state", "run_at"),)
+    __table_args__ = (
+        Index("ix_jobs_state_run_at", "state", "run_at"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -90,6 +93,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease: Mapped[str | None] = mapped_column(String(32))  # the claim that may finish it
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
