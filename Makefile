@@ -40,6 +40,7 @@ format:
 
 bench: install
 	$(PY) benchmarks/crm.py
+	$(PY) benchmarks/content.py --backend both
 
 clean:
 	rm -rf var/ .pytest_cache

@@ -11,7 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from parcours.accounts.models import Product
+from parcours.accounts import service as accounts
+from parcours.accounts.models import Account, Product
 from parcours.activities import service as activities
 from parcours.activities.models import Activity
 from parcours.content import service
@@ -124,7 +125,9 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
                 select(SlideView.event_id).where(SlideView.event_id.in_(ids[i : i + 500]))
             )
         )
-    calls: dict[int, Activity | Exception] = {}
+    calls = _calls_for(
+        session, user, {e["activity_id"] for e in events if e["event_id"] not in known}
+    )
     versions: dict[int, tuple[ContentVersion, dict[int, list]] | Exception] = {}
     rows, rejected = [], []
     now = _now()
@@ -136,11 +139,6 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
             rejected.append({"event_id": e["event_id"], "field": field, "message": message})
 
         aid = e["activity_id"]
-        if aid not in calls:
-            try:
-                calls[aid] = presenting_call(session, user, aid, for_update=True)
-            except (NotFound, Forbidden, Conflict) as exc:
-                calls[aid] = exc
         if isinstance(calls[aid], Exception):
             reject("activity_id", calls[aid].detail)
             continue
@@ -219,11 +217,13 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
     if rows:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         # RETURNING says which rows this batch stored: a concurrent resend stored the others
+        # the table, not the ORM class: one multi-row INSERT, NULL reactions included
+        table = SlideView.__table__
         stored = set(
             session.execute(
-                insert(SlideView)
+                insert(table)
                 .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(SlideView.event_id),
+                .returning(table.c.event_id),
                 rows,
             ).scalars()
         )
@@ -232,14 +232,49 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
         per_call: dict[int, int] = defaultdict(int)
         for r in rows:
             per_call[r["activity_id"]] += 1
-        for aid, n in per_call.items():
-            # one audit record per batch and call, not per slide: events are telemetry
-            audit.note(session, "activities", str(aid), "slides", f"{n} slide view(s) recorded")
+        # one audit record per batch and call, not per slide: events are telemetry
+        audit.notes(
+            session,
+            [
+                ("activities", str(aid), "slides", f"{n} slide view(s) recorded")
+                for aid, n in per_call.items()
+            ],
+        )
     return {
         "accepted": len(rows),
         "duplicates": len(known) + raced,
         "rejected": rejected,
     }
+
+
+def _calls_for(session: Session, user: User, ids: set[int]) -> dict[int, Activity | Exception]:
+    """The batch's calls in two queries, row-locked: each one the rep's, open, readable."""
+    found = {
+        a.id: a
+        for a in session.scalars(select(Activity).where(Activity.id.in_(ids)).with_for_update())
+    }
+    readable = set(
+        session.scalars(
+            select(Account.id).where(
+                Account.id.in_({a.account_id for a in found.values()}),
+                accounts.readable(session, user),
+            )
+        )
+    )
+    out: dict[int, Activity | Exception] = {}
+    for aid in ids:
+        act = found.get(aid)
+        if act is None or act.account_id not in readable:
+            out[aid] = NotFound(f"Activity {aid} does not exist or is outside your territories.")
+        elif act.owner_id != user.id:
+            out[aid] = Forbidden("Only the rep who owns this call presents in it.")
+        elif act.channel not in activities.CALL_CHANNELS:
+            out[aid] = Conflict("Content is presented in field, phone or remote calls.")
+        elif act.status == "submitted":
+            out[aid] = Conflict("This call report is submitted and locked.")
+        else:
+            out[aid] = act
+    return out
 
 
 def views_for_call(session: Session, activity_id: int) -> list[SlideView]:

@@ -183,6 +183,27 @@ def append(session: Session, rows: list[dict]) -> None:
     conn.execute(insert(AuditRecord.__table__), chained)
 
 
+def notes(session: Session, items: list[tuple[str, str, str, str]]) -> None:
+    """Several audit records (entity, entity_id, action, note) chained in one insert."""
+    actor_id, actor = _current_actor(session)
+    append(
+        session,
+        [
+            {
+                "actor_id": actor_id,
+                "actor": actor,
+                "action": action,
+                "entity": entity,
+                "entity_id": entity_id,
+                "before": None,
+                "after": None,
+                "note": text_,
+            }
+            for entity, entity_id, action, text_ in items
+        ],
+    )
+
+
 def note(
     session: Session, entity: str, entity_id: str, action: str, note: str, after: dict | None = None
 ) -> None:
