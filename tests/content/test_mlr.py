@@ -571,3 +571,15 @@ def test_a_draft_can_be_discarded_and_a_reviewed_version_cannot(session, mlr):
         )
     ).all()
     assert len(deleted) == 1
+
+
+def test_the_library_searches_titles_and_the_text_of_every_page(session, mlr):
+    deck = upload_version(
+        session, mlr, pages=2, title="Launch deck", texts=["Welcome", "Renal protection 50%"]
+    )
+    other = upload_version(session, mlr, pages=1, title="Renal data sheet", texts=["Tables"])
+    found = {v.id for v in service.library(session, mlr.marketing, q="renal")}
+    assert found == {deck.id, other.id}
+    assert [v.id for v in service.library(session, mlr.marketing, q="protection 50%")] == [deck.id]
+    assert service.library(session, mlr.marketing, q="nowhere") == []
+    assert service.library(session, mlr.marketing, q="50_") == []  # LIKE wildcards are literal

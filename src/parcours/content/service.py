@@ -307,12 +307,21 @@ def library(
                 ContentVersion.valid_until >= day,
             )
     needle = (q or "").strip().lower()
+    in_text: set[int] = set()
+    if needle:  # the words of every rendered page are searched as well as titles
+        in_text = set(
+            session.scalars(
+                select(ContentPage.version_id)
+                .where(func.lower(ContentPage.text).contains(needle, autoescape=True))
+                .distinct()
+            )
+        )
     seen: set[int] = set()
     out: list[ContentVersion] = []
     for v in session.scalars(stmt):
         if v.content_id in seen:
             continue
-        if needle and needle not in v.title.lower():
+        if needle and needle not in v.title.lower() and v.id not in in_text:
             continue
         if product_id and product_id not in (v.product_ids or []):
             continue
