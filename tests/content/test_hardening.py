@@ -201,3 +201,14 @@ def test_events_are_counted_once_whatever_the_route(session, mlr):
     assert count == 3
     with pytest.raises(NotFound):
         service.get_version(session, mlr.rep, version.id + 999)
+
+
+def test_a_changed_page_image_voids_the_signatures(session, client, mlr):
+    version = approved_version(session, mlr, pages=2)
+    assert service.presentable(session, version)
+    image = service.version_dir(version.id) / "pages" / "0002.jpg"
+    image.write_bytes(image.read_bytes() + b"\0")  # what the rep would be shown changed
+    assert not service.presentable(session, version)
+    headers = api_headers(client, mlr.rep)
+    resp = client.get(f"/api/v1/content-versions/{version.id}/pages/2.jpg", headers=headers)
+    assert resp.status_code == 404

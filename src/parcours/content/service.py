@@ -137,7 +137,8 @@ def is_valid_on(version: ContentVersion, day: date) -> bool:
 
 
 def manifest_hash(session: Session, version: ContentVersion, file_sha: str | None = None) -> str:
-    """What a signature binds: the file's bytes (read from disk) and the reviewed metadata."""
+    """What a signature binds: the file's bytes, the rendered files reps are shown (all read
+    from disk) and the reviewed metadata."""
     data = {f: getattr(version, f) for f in SIGNED_FIELDS}
     data["valid_from"] = version.valid_from.isoformat()
     data["valid_until"] = version.valid_until.isoformat()
@@ -151,8 +152,21 @@ def manifest_hash(session: Session, version: ContentVersion, file_sha: str | Non
         )
         if p.key_messages
     ]
+    data["rendered"] = rendered_hashes(version)
     raw = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def rendered_hashes(version: ContentVersion) -> list[list[str | None]]:
+    """Hashes of the page images, thumbnails and HTML5 files served for this version."""
+    folder = version_dir(version.id)
+    out: list[list[str | None]] = []
+    for sub in ("pages", "thumbs", "site"):
+        root = folder / sub
+        if root.is_dir():
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                out.append([path.relative_to(folder).as_posix(), file_hash(path)])
+    return out
 
 
 def signatures(session: Session, version_id: int) -> list[Signature]:
