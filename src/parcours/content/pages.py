@@ -145,22 +145,7 @@ def _builder(user: User) -> bool:
 
 # --- the metadata form --------------------------------------------------------------------------
 
-META_FIELDS = (
-    "file",
-    "title",
-    "description",
-    "content_type",
-    "language",
-    "countries",
-    "product_ids",
-    "audience",
-    "key_messages",
-    "valid_from",
-    "valid_until",
-    "required_roles",
-    "change_note",
-    "parent_id",
-)
+META_FIELDS = ("file", *service.EDITABLE, "parent_id")
 
 
 def _raw(form: FormData, name: str) -> str:

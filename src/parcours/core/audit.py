@@ -183,8 +183,8 @@ def append(session: Session, rows: list[dict]) -> None:
     conn.execute(insert(AuditRecord.__table__), chained)
 
 
-def notes(session: Session, items: list[tuple[str, str, str, str]]) -> None:
-    """Several audit records (entity, entity_id, action, note) chained in one insert."""
+def notes(session: Session, items: list[tuple]) -> None:
+    """Several audit records, (entity, entity_id, action, note[, after]) each, in one insert."""
     actor_id, actor = _current_actor(session)
     append(
         session,
@@ -196,10 +196,10 @@ def notes(session: Session, items: list[tuple[str, str, str, str]]) -> None:
                 "entity": entity,
                 "entity_id": entity_id,
                 "before": None,
-                "after": None,
+                "after": _plain(rest[0]) if rest else None,
                 "note": text_,
             }
-            for entity, entity_id, action, text_ in items
+            for entity, entity_id, action, text_, *rest in items
         ],
     )
 
@@ -208,22 +208,7 @@ def note(
     session: Session, entity: str, entity_id: str, action: str, note: str, after: dict | None = None
 ) -> None:
     """An audit record for work done outside the ORM (bulk loads, logins, exports)."""
-    actor_id, actor = _current_actor(session)
-    append(
-        session,
-        [
-            {
-                "actor_id": actor_id,
-                "actor": actor,
-                "action": action,
-                "entity": entity,
-                "entity_id": entity_id,
-                "before": None,
-                "after": _plain(after),
-                "note": note,
-            }
-        ],
-    )
+    notes(session, [(entity, entity_id, action, note, after)])
 
 
 @dataclass
