@@ -13,10 +13,6 @@ from sqlalchemy.orm import Session
 
 from parcours.accounts import service as accounts
 from parcours.accounts.models import Account, Product
-from parcours.core import jobs
-from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
-from parcours.core.models import Role, User
-from parcours.core.settings import get_settings
 from parcours.consent.models import (
     CHANNELS,
     SCOPED_TYPES,
@@ -24,6 +20,10 @@ from parcours.consent.models import (
     ConsentRecord,
     ConsentText,
 )
+from parcours.core import jobs
+from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
+from parcours.core.models import Role, User
+from parcours.core.settings import get_settings
 
 CAPTURERS = (Role.rep, Role.manager, Role.admin, Role.marketing)
 TEXT_EDITORS = (Role.admin, Role.marketing)
