@@ -117,6 +117,8 @@ def create_app() -> FastAPI:
     from parcours.accounts import pages as accounts_pages
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
+    from parcours.consent import api as consent_api
+    from parcours.consent import pages as consent_pages
     from parcours.content import api as content_api
     from parcours.content import file_pages as content_files
     from parcours.content import pages as content_pages
@@ -126,7 +128,7 @@ def create_app() -> FastAPI:
     from parcours.core import pages as core_pages
     from parcours.web import pages as web_pages
 
-    for module in (core_api, accounts_api, activities_api, content_api):
+    for module in (core_api, accounts_api, activities_api, content_api, consent_api):
         app.include_router(module.router, prefix="/api/v1")
     for module in (
         core_pages,
@@ -137,6 +139,7 @@ def create_app() -> FastAPI:
         content_review,
         content_files,
         content_player,
+        consent_pages,
     ):
         app.include_router(module.router)
 

@@ -81,6 +81,9 @@ def seed(
 
         typer.echo("  content      rendering demo decks…", err=True)
         typer.echo(json.dumps({"content": demo_content.run(engine, result.password)}))
+        from parcours.seed import consent as demo_consent
+
+        typer.echo(json.dumps({"consent": demo_consent.run(engine)}))
     typer.echo("\nDemo logins (password: " + result.password + ")")
     for email in (
         "admin@parcours.demo",
@@ -181,15 +184,17 @@ def audit_verify() -> None:
 
     session = new_session(write=False)
     try:
-        count, problems = audit.verify(session)
+        result = audit.verify(session)
     finally:
         session.close()
+    count, problems = result
     if problems:
         typer.echo(f"audit chain BROKEN: {len(problems)} problem(s) in {count} records")
         for p in problems[:100]:
             typer.echo(f"  record #{p.seq}: {p.reason}")
         raise typer.Exit(1)
-    typer.echo(f"audit chain intact: {count} records")
+    redacted = f" ({result.redacted} redacted by GDPR erasures)" if result.redacted else ""
+    typer.echo(f"audit chain intact: {count} records{redacted}")
 
 
 @audit_app.command("head")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from parcours.accounts import service as accounts
 from parcours.accounts.models import CHANNELS, Product
 from parcours.activities import service as activities
+from parcours.consent import service as consent
 from parcours.core.deps import PageUser, SessionDep, writes_on_get
 from parcours.core.errors import Invalid
 from parcours.core.i18n import translate
@@ -21,7 +22,6 @@ from parcours.web.render import is_htmx, language, render
 router = APIRouter()
 
 # Channels for which the HCP 360 shows a consent summary (the consent domain fills it later).
-CONSENT_CHANNELS = ("email", "phone", "remote_detailing", "webinar")
 TIMELINE_PAGE = 20
 
 
@@ -161,7 +161,7 @@ def hcp_context(
         "tasks": activities.open_tasks(session, user, account_id=account_id),
         "products": product_names(session),
         "channels": CHANNELS,
-        "consent_channels": CONSENT_CHANNELS,
+        "consent": consent.summary(session, account_id),
         "can_write": user.role in accounts.WRITE_ROLES,
         "today": activities.local_today(),
         "task_values": {},

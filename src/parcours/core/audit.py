@@ -1,4 +1,9 @@
-"""The audit trail: every ORM create, update and delete becomes a hash-chained record."""
+"""The audit trail: every ORM create, update and delete becomes a hash-chained record.
+
+A record's hash covers the digest of its payload (before, after, note) rather than the
+payload itself, so that a GDPR erasure can blank the personal data of a record and the chain
+still verifies. Records written before that change (no digest) are checked the old way.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy import event, insert, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from parcours.core.models import AuditRecord
@@ -95,8 +100,21 @@ def record_hash(prev_hash: str, fields: dict) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+def payload_digest(before, after, note) -> str:
+    """sha256 of the canonical JSON of a record's payload."""
+    body = json.dumps(
+        {"before": before, "after": after, "note": note},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 # The fields a record's hash covers, in one place for writing and for verifying.
-HASHED = (
+HASHED = ("seq", "at", "actor_id", "actor", "action", "entity", "entity_id", "payload_digest")
+# ... and those of records written before payload digests (their raw payload is hashed).
+HASHED_LEGACY = (
     "seq",
     "at",
     "actor_id",
@@ -108,6 +126,9 @@ HASHED = (
     "after",
     "note",
 )
+# The payload an erasure leaves on a record, and the action of the record that erasure writes.
+REDACTED = {"redacted": True}
+ERASE = "erase"
 
 
 @event.listens_for(Session, "before_flush")
@@ -175,7 +196,8 @@ def append(session: Session, rows: list[dict]) -> None:
     chained = []
     for row in rows:
         seq += 1
-        row = {**row, "seq": seq, "at": now, "prev_hash": prev}
+        row = {**row, "seq": seq, "at": now, "prev_hash": prev, "redacted": False}
+        row["payload_digest"] = payload_digest(row["before"], row["after"], row["note"])
         row["hash"] = prev = record_hash(
             prev, {**{k: row[k] for k in HASHED}, "at": now.isoformat()}
         )
@@ -217,12 +239,49 @@ class Problem:
     reason: str
 
 
-def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
-    """Walk the chain in order; return the count checked and every break found."""
+class Verification(tuple):
+    """(count, problems), as before, with the number of redacted records as `.redacted`."""
+
+    redacted: int
+
+    def __new__(cls, count: int, problems: list[Problem], redacted: int = 0):
+        obj = super().__new__(cls, (count, problems))
+        obj.redacted = redacted
+        return obj
+
+    @property
+    def count(self) -> int:
+        return self[0]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self[1]
+
+
+def _content_ok(r: AuditRecord) -> bool:
+    if r.payload_digest is None:
+        if r.redacted:
+            return True  # a legacy record's raw payload is gone: its erasure record vouches
+        fields = {k: getattr(r, k) for k in HASHED_LEGACY}
+    else:
+        if not r.redacted and payload_digest(r.before, r.after, r.note) != r.payload_digest:
+            return False
+        fields = {k: getattr(r, k) for k in HASHED}
+    fields["at"] = r.at.astimezone(UTC).isoformat()
+    return record_hash(r.prev_hash, fields) == r.hash
+
+
+def verify(session: Session, batch: int = 5000) -> Verification:
+    """Walk the chain in order; return the count checked and every break found.
+
+    A redacted record must be named by a later erasure record, itself in the chain.
+    """
     problems: list[Problem] = []
     prev = GENESIS
     last_seq = 0
     count = 0
+    redacted: list[int] = []
+    vouched: set[int] = set()
     while True:
         recs = (
             session.execute(
@@ -244,14 +303,50 @@ def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
                 problems.append(
                     Problem(r.seq, "does not follow the previous record (deleted or reordered)")
                 )
-            fields = {k: getattr(r, k) for k in HASHED}
-            fields["at"] = r.at.astimezone(UTC).isoformat()
-            if record_hash(r.prev_hash, fields) != r.hash:
+            if not _content_ok(r):
                 problems.append(Problem(r.seq, "content altered (hash mismatch)"))
+            if r.redacted:
+                redacted.append(r.seq)
+            elif r.action == ERASE and isinstance(r.after, dict):
+                vouched.update(int(s) for s in r.after.get("redacted_seqs") or ())
             prev = r.hash
             last_seq = r.seq
         session.expunge_all()
-    return count, problems
+    for seq in redacted:
+        if seq not in vouched:
+            problems.append(Problem(seq, "redacted without an erasure record naming it"))
+    return Verification(count, sorted(problems, key=lambda p: p.seq), len(redacted))
+
+
+def redact(session: Session, where, fields: tuple[str, ...] | None = None) -> list[int]:
+    """Blank the payload of the records matching `where`; return their seqs (for the erasure).
+
+    With `fields`, only those keys of before/after are blanked (free text in an activity);
+    otherwise before, after and note are replaced whole.
+    """
+    session.flush()
+    seqs: list[int] = []
+    rows = session.execute(
+        select(AuditRecord.id, AuditRecord.seq, AuditRecord.before, AuditRecord.after).where(where)
+    ).all()
+    for id_, seq, before, after in rows:
+        if fields is None:
+            values = {"before": REDACTED, "after": REDACTED, "note": None}
+        else:
+            values = {}
+            for name, payload in (("before", before), ("after", after)):
+                if isinstance(payload, dict) and any(payload.get(f) for f in fields):
+                    values[name] = {
+                        **payload,
+                        **{f: "[redacted]" for f in fields if payload.get(f)},
+                    }
+            if not values:
+                continue
+        session.execute(
+            update(AuditRecord).where(AuditRecord.id == id_).values(redacted=True, **values)
+        )
+        seqs.append(seq)
+    return sorted(seqs)
 
 
 def head(session: Session) -> tuple[int, str]:

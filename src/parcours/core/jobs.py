@@ -124,7 +124,8 @@ def _finish(job: Job, error: str | None, retry: bool) -> None:
 
 def _load_handlers() -> None:
     # the domains register their handlers on import
-    from parcours.content import tasks  # noqa: F401
+    from parcours.consent import tasks  # noqa: F401
+    from parcours.content import tasks  # noqa: F401, F811
 
 
 def run_one() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours.core.db import Base, BigId, UTCDateTime, utcnow
@@ -75,6 +75,10 @@ class AuditRecord(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     note: Mapped[str | None] = mapped_column(Text)
+    # sha256 of before/after/note; the hash covers it, so a GDPR erasure can blank the payload
+    # and keep the chain verifiable. NULL on records written before redaction existed.
+    payload_digest: Mapped[str | None] = mapped_column(String(64))
+    redacted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Job(Base):

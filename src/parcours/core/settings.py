@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     convert_timeout_s: int = 180
     embedded_worker: bool = True
     worker_poll_s: float = 1.0
+    # outgoing mail (core/mailer.py); the password comes from the environment only
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_timeout_s: float = 30.0
+    mail_from: str = "parcours <no-reply@parcours.local>"
+    public_url: str = "http://127.0.0.1:8000"
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""
