@@ -11,7 +11,7 @@ from parcours.core.db import Base, UTCDateTime, utcnow
 
 CHANNELS = ("email", "phone", "remote_meeting", "sms", "survey", "webinar_invitation")
 STATUSES = ("opted_in", "opted_out", "pending")
-SOURCES = ("web_form", "signed_in_person", "email_confirmation", "import")
+SOURCES = ("web_form", "signed_in_person", "email_confirmation", "import", "unsubscribe")
 SCOPED_TYPES = ("promotional", "medical")
 
 

@@ -30,7 +30,7 @@ TEXT_EDITORS = (Role.admin, Role.marketing)
 # a confirmation link is good for this long; after it, capture again
 CONFIRM_WITHIN = timedelta(days=30)
 # sources a user may declare; an email confirmation is only ever made by the HCP's click
-CAPTURE_SOURCES = tuple(s for s in SOURCES if s != "email_confirmation")
+CAPTURE_SOURCES = tuple(s for s in SOURCES if s not in ("email_confirmation", "unsubscribe"))
 NEEDS_PROOF = ("signed_in_person", "import")
 
 

@@ -32,6 +32,8 @@ SITE_CSP = (
     "sandbox allow-scripts"
 )
 
+EMAIL_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+
 # --- files --------------------------------------------------------------------------------------
 
 
@@ -57,13 +59,16 @@ def original(version_id: int, user: PageUser, session: SessionDep):
     path = service.original_path(version)
     if not path.is_file():
         raise NotFound("The file of this version is missing.")
-    inline = version.kind in ("video", "image", "pdf")
+    inline = version.kind in ("video", "image", "pdf", "email")
+    headers = dict(service.FILE_HEADERS)
+    if version.kind == "email":  # shown as it will be read: no script, no request out
+        headers["Content-Security-Policy"] = EMAIL_CSP
     return FileResponse(
         path,
         media_type=version.media_type,
         filename=version.filename,
         content_disposition_type="inline" if inline else "attachment",
-        headers=service.FILE_HEADERS,
+        headers=headers,
     )
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from parcours.core.errors import Invalid
 from parcours.core.settings import Settings
+from parcours.email import templating
 
 # PDFium must never be called from two threads at once, not even on different documents
 # (pypdfium2's "Incompatibility with Threading"): uploads and renders take this lock.
@@ -31,7 +32,7 @@ CHUNK = 1 << 20
 
 ACCEPTED = (
     "a PDF, a PowerPoint presentation (.pptx), an HTML5 package (.zip with an index.html), "
-    "an image (PNG, JPEG, GIF, WebP) or a video (MP4, WebM)"
+    "an image (PNG, JPEG, GIF, WebP), a video (MP4, WebM) or an email template (.html)"
 )
 OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 EBML_MAGIC = bytes.fromhex("1A45DFA3")
@@ -94,6 +95,12 @@ def inspect(path: Path, filename: str, settings: Settings) -> Inspected:
     elif b"%PDF-" in head[:1024]:  # readers accept a header anywhere in the first kilobyte
         kind, media_type, ext = "pdf", "application/pdf", ".pdf"
         _inspect_pdf(path, settings)
+    elif templating.looks_like_html(head):  # a single HTML file is an email template
+        try:
+            templating.check_template(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise Invalid("An email template is UTF-8 text.", field="file") from exc
+        kind, media_type, ext = "email", "text/html", ".html"
     else:
         raise Invalid(f"This type of file is not accepted: upload {ACCEPTED}.", field="file")
     return Inspected(kind, media_type, ext, size, _sha256(path))

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from parcours.core.db import Base, BigId, UTCDateTime, utcnow
 from parcours.core.models import REVIEW_ROLES
 
-KINDS = ("pdf", "pptx", "html5", "image", "video")
+KINDS = ("pdf", "pptx", "html5", "image", "video", "email")
 CONTENT_TYPES = ("promotional", "medical", "training")
 STATES = ("draft", "in_review", "approved", "rejected", "superseded", "expired", "withdrawn")
 REACTIONS = ("positive", "neutral", "negative")

@@ -64,6 +64,10 @@ def render(
             text = html_text(index.read_bytes().decode("utf-8-sig", errors="replace"))
             report(1, 1)
             return [RenderedPage(1, text, 0, 0)]
+        if kind == "email":  # the template itself is what reviewers read; its text for search
+            text = html_text(original.read_bytes().decode("utf-8-sig", errors="replace"))
+            report(1, 1)
+            return [RenderedPage(1, text, 0, 0)]
         raise ValueError(f"unknown content kind {kind!r}")
     except BaseException:
         shutil.rmtree(out_dir / "pages", ignore_errors=True)

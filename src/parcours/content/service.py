@@ -32,7 +32,7 @@ from parcours.core.security import verify_password
 from parcours.core.settings import Settings, get_settings
 
 BUILDERS = (Role.admin, Role.marketing)
-EXT = {"pdf": ".pdf", "pptx": ".pptx", "html5": ".zip"}
+EXT = {"pdf": ".pdf", "pptx": ".pptx", "html5": ".zip", "email": ".html"}
 EDITABLE = (
     "title",
     "description",

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = 30.0
     mail_from: str = "parcours <no-reply@parcours.local>"
     public_url: str = "http://127.0.0.1:8000"
+    # DKIM signing of outgoing mail, when a key is configured (PEM file, never in the code)
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_path: Path | None = None
+    # Approved Email gates: promotional frequency cap and quiet hours (HCP's local time)
+    email_cap_count: int = 2
+    email_cap_days: int = 14
+    email_quiet_start_h: int = 20
+    email_quiet_end_h: int = 8
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""

@@ -1,0 +1,1 @@
+"""Approved Email: MLR-approved templates, tokens reps may fill, gated sending, tracking."""

@@ -1,0 +1,43 @@
+"""Email messages: what was composed from an approved template, and what became of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parcours.core.db import Base, BigId, UTCDateTime, utcnow
+
+# queued → sending → sent; refused before sending; uncertain when a worker died after
+# handing the message to SMTP and before recording it (never sent again: at most once)
+MESSAGE_STATES = ("queued", "sending", "sent", "failed", "uncertain")
+
+
+class EmailMessage(Base):
+    __tablename__ = "email_messages"
+    __audited__ = True
+    __audit_exclude__ = ("html", "text")
+    __table_args__ = (Index("ix_email_messages_account", "account_id", "queued_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # idempotency and Message-ID
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("content_versions.id"))
+    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    values: Mapped[str] = mapped_column(Text)  # the rep's choices (JSON), for the record
+    content_type: Mapped[str] = mapped_column(String(12))
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # quiet hours
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activity_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities.id"))

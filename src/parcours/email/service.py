@@ -1,0 +1,348 @@
+"""Approved Email rules: what a rep may fill, the gates before every send, and what follows.
+
+A rep picks an approved template and fills only its tokens (a phrase from its approved
+list, a date, a link to approved content); everything else comes from the account and the
+user. Before composing and again right before sending, the gates run: template approved
+and valid, consent for the channel and scope, recipient reachable, frequency cap. Quiet
+hours in the HCP's time zone delay a message rather than refuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from parcours.accounts import service as accounts
+from parcours.accounts.models import Account
+from parcours.activities.models import Activity, Attendee
+from parcours.consent import service as consent
+from parcours.consent.models import ConsentRecord
+from parcours.content import service as content
+from parcours.content.models import ContentVersion
+from parcours.core import jobs
+from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
+from parcours.core.models import Role, User
+from parcours.core.settings import get_settings
+from parcours.email import templating
+from parcours.email.models import EmailMessage
+
+SENDERS = (Role.rep, Role.manager, Role.admin, Role.marketing)
+VALUE_KEYS = ("phrase", "date", "content_version_id")
+ZONES = {
+    "FR": "Europe/Paris",
+    "DE": "Europe/Berlin",
+    "IT": "Europe/Rome",
+    "ES": "Europe/Madrid",
+    "GB": "Europe/London",
+    "BE": "Europe/Brussels",
+}
+COUNTED = ("queued", "sending", "sent", "uncertain")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- signed links
+
+
+def sign(kind: str, key: str) -> str:
+    mac = hmac.new(get_settings().secret().encode(), f"{kind}:{key}".encode(), hashlib.sha256)
+    return f"{key}.{mac.hexdigest()[:32]}"
+
+
+def message_for_token(session: Session, kind: str, token: str) -> EmailMessage:
+    """The message a tracking or unsubscribe link belongs to; NotFound when tampered."""
+    key, _, _mac = (token or "").partition(".")
+    if not key or len(key) > 64 or not hmac.compare_digest(sign(kind, key), token or ""):
+        raise NotFound("This link is not valid.")
+    message = session.scalar(select(EmailMessage).where(EmailMessage.key == key))
+    if message is None:
+        raise NotFound("This link is not valid.")
+    return message
+
+
+def link(kind: str, key: str) -> str:
+    base = get_settings().public_url.rstrip("/")
+    paths = {"open": "/t/o/{}.gif", "click": "/t/c/{}", "unsubscribe": "/u/{}"}
+    return base + paths[kind].format(sign(kind, key))
+
+
+# ---------------------------------------------------------------- templates and gates
+
+
+def templates_for(session: Session, user: User) -> list[ContentVersion]:
+    """Approved email templates valid today that this user may send."""
+    day = content.today()
+    rows = session.scalars(
+        select(ContentVersion)
+        .where(
+            ContentVersion.kind == "email",
+            ContentVersion.state == "approved",
+            ContentVersion.valid_from <= day,
+            ContentVersion.valid_until >= day,
+        )
+        .order_by(ContentVersion.title)
+    )
+    return [
+        v for v in rows if content.can_see(session, user, v) and content.presentable(session, v)
+    ]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str  # template | consent | recipient | frequency
+    message: str
+
+
+def gates(
+    session: Session, account: Account, version: ContentVersion, *, at: datetime | None = None
+) -> list[Refusal]:
+    """Every rule that forbids sending this template to this HCP now (empty: send)."""
+    at = at or _now()
+    settings = get_settings()
+    out: list[Refusal] = []
+    if version.kind != "email" or not content.presentable(session, version, at.date()):
+        out.append(Refusal("template", "This template is no longer approved and valid."))
+    if account.status == "erased" or not (account.emails or []):
+        out.append(Refusal("recipient", "This HCP has no email address to write to."))
+    ctype = version.content_type if version.content_type in ("promotional", "medical") else None
+    for product_id in version.product_ids or [None]:
+        decision = consent.consent_for(session, account.id, "email", product_id, ctype, at=at)
+        if not decision.allowed:
+            out.append(Refusal("consent", decision.message))
+            break
+    if version.content_type == "promotional":
+        since = at - timedelta(days=settings.email_cap_days)
+        sent = session.scalar(
+            select(func.count()).where(
+                EmailMessage.account_id == account.id,
+                EmailMessage.content_type == "promotional",
+                EmailMessage.state.in_(COUNTED),
+                EmailMessage.queued_at >= since,
+            )
+        )
+        if sent >= settings.email_cap_count:
+            out.append(
+                Refusal(
+                    "frequency",
+                    f"This HCP already has {sent} promotional emails in the last "
+                    f"{settings.email_cap_days} days (at most {settings.email_cap_count}).",
+                )
+            )
+    return out
+
+
+def next_send_time(account: Account, at: datetime | None = None) -> datetime:
+    """Now, or the end of the HCP's quiet hours in their own time zone."""
+    settings = get_settings()
+    at = at or _now()
+    zone = ZoneInfo(ZONES.get(account.country, settings.timezone))
+    local = at.astimezone(zone)
+    start, end = settings.email_quiet_start_h, settings.email_quiet_end_h
+    if end <= local.hour < start:
+        return at
+    day = local.date() if local.hour < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(end), zone).astimezone(UTC)
+
+
+# ---------------------------------------------------------------- composing
+
+
+def _values(session: Session, user: User, version: ContentVersion, raw: dict) -> dict[str, str]:
+    """The rep's choices, checked against what the template allows; nothing else gets in."""
+    unknown = sorted(set(raw) - set(VALUE_KEYS))
+    if unknown:
+        raise Invalid(f"{unknown[0]} is not something a rep fills.", field=unknown[0])
+    uses = set(templating.TOKEN.findall(_template_html(version)))
+    out: dict[str, str] = {}
+    phrase = raw.get("phrase")
+    if "phrase" in uses:
+        if phrase not in (version.key_messages or []):
+            raise Invalid("Choose one of the template's approved phrases.", field="phrase")
+        out["phrase"] = phrase
+    elif phrase:
+        raise Invalid("This template has no phrase to choose.", field="phrase")
+    when = raw.get("date")
+    if "date" in uses:
+        try:
+            day = date.fromisoformat(str(when))
+        except ValueError as exc:
+            raise Invalid("Choose a date.", field="date") from exc
+        today = content.today()
+        if not today <= day <= today + timedelta(days=90):
+            raise Invalid("Offer a date within the next 90 days.", field="date")
+        out["date"] = day.strftime("%d/%m/%Y")
+    elif when:
+        raise Invalid("This template has no date to choose.", field="date")
+    linked = raw.get("content_version_id")
+    if "content_link" in uses:
+        target = session.get(ContentVersion, linked) if isinstance(linked, int) else None
+        if (
+            target is None
+            or target.kind == "email"
+            or not content.can_see(session, user, target)
+            or not content.presentable(session, target)
+        ):
+            raise Invalid(
+                "Choose approved content valid today to link.", field="content_version_id"
+            )
+        out["content_version_id"] = str(target.id)
+    elif linked is not None:
+        raise Invalid("This template has no content link.", field="content_version_id")
+    return out
+
+
+def _template_html(version: ContentVersion) -> str:
+    return content.original_path(version).read_text(encoding="utf-8")
+
+
+def compose(
+    session: Session, user: User, account: Account, version: ContentVersion, raw: dict, key: str
+) -> tuple[str, str, dict[str, str]]:
+    """(html, text, checked values) exactly as the HCP will receive it."""
+    values = _values(session, user, version, raw)
+    filled = {
+        "recipient_name": " ".join(p for p in (account.first_name, account.last_name) if p),
+        "recipient_title": account.title or "",
+        "rep_signature": f"{user.full_name} — {user.email}",
+        "phrase": values.get("phrase", ""),
+        "date": values.get("date", ""),
+        "content_link": link("click", key) if "content_version_id" in values else "",
+        "unsubscribe_link": link("unsubscribe", key),
+    }
+    html = templating.fill(_template_html(version), filled)
+    pixel = f'<img src="{link("open", key)}" width="1" height="1" alt="">'
+    html = html.replace("</body>", pixel + "</body>") if "</body>" in html else html + pixel
+    text = templating.to_text(templating.fill(_template_html(version), filled))
+    return html, text, values
+
+
+def preview(session: Session, user: User, account_id: int, version_id: int, raw: dict) -> dict:
+    """What would be sent, and what would stop it, without sending."""
+    account, version = _targets(session, user, account_id, version_id)
+    html, text, _ = compose(session, user, account, version, raw, "preview")
+    return {
+        "subject": version.title,
+        "html": html,
+        "text": text,
+        "refusals": gates(session, account, version),
+    }
+
+
+def _targets(session: Session, user: User, account_id: int, version_id: int):
+    if user.role not in SENDERS:
+        raise Forbidden("Your role does not send email to HCPs.")
+    accounts.require_readable(session, user, account_id)
+    account = session.get(Account, account_id)
+    version = session.get(ContentVersion, version_id)
+    if version is None or version.kind != "email" or not content.can_see(session, user, version):
+        raise NotFound(f"Email template {version_id} is not available to you.")
+    return account, version
+
+
+def send(session: Session, user: User, account_id: int, version_id: int, raw: dict) -> EmailMessage:
+    """Queue an approved email to an HCP; a refusal (Conflict) names the rule that stops it."""
+    account, version = _targets(session, user, account_id, version_id)
+    refusals = gates(session, account, version)
+    if refusals:
+        first = refusals[0]
+        raise Conflict(
+            first.message, errors=[{"field": first.rule, "message": r.message} for r in refusals]
+        )
+    key = uuid.uuid4().hex
+    html, text, values = compose(session, user, account, version, raw, key)
+    message = EmailMessage(
+        key=key,
+        account_id=account.id,
+        version_id=version.id,
+        sender_id=user.id,
+        to_address=account.emails[0],
+        subject=version.title,
+        html=html,
+        text=text,
+        values=json.dumps(values, ensure_ascii=False),
+        content_type=version.content_type,
+        state="queued",
+        queued_at=_now(),
+        send_after=next_send_time(account),
+    )
+    session.add(message)
+    session.flush()
+    jobs.enqueue(session, "email.send", {"message_id": message.id}, run_at=message.send_after)
+    return message
+
+
+# ---------------------------------------------------------------- what follows a send
+
+
+def record(session: Session, message: EmailMessage, kind: str, at: datetime | None = None):
+    """A timeline activity for a send, an open, a click or an unsubscribe."""
+    at = at or _now()
+    version = session.get(ContentVersion, message.version_id)
+    act = Activity(
+        channel="email",
+        kind=kind,
+        status="submitted",
+        owner_id=message.sender_id,
+        account_id=message.account_id,
+        start_at=at,
+        subject=message.subject,
+        product_ids=list(version.product_ids or []) if version else [],
+        key_messages=[],
+        submitted_at=at,
+    )
+    session.add(act)
+    session.flush()
+    session.add(
+        Attendee(activity_id=act.id, account_id=message.account_id, start_at=at, channel="email")
+    )
+    session.flush()
+    return act
+
+
+def opened(session: Session, token: str) -> None:
+    message = message_for_token(session, "open", token)
+    if message.opened_at is None and message.state == "sent":
+        message.opened_at = _now()
+        record(session, message, "opened")
+
+
+def clicked(session: Session, token: str) -> str:
+    """Record the click; the address to send the HCP on to."""
+    message = message_for_token(session, "click", token)
+    if message.state != "sent":
+        raise NotFound("This link is not valid.")
+    if message.clicked_at is None:
+        message.clicked_at = _now()
+        record(session, message, "clicked")
+    target = json.loads(message.values or "{}").get("content_version_id")
+    return f"/shared/{sign('share', message.key)}" if target else "/"
+
+
+def unsubscribe(session: Session, token: str) -> EmailMessage:
+    """One click: an email opt-out recorded at once, for every product (RFC 8058)."""
+    message = message_for_token(session, "unsubscribe", token)
+    if message.unsubscribed_at is None:
+        message.unsubscribed_at = _now()
+        session.add(
+            ConsentRecord(
+                account_id=message.account_id,
+                channel="email",
+                status="opted_out",
+                source="unsubscribe",
+                captured_at=_now(),
+                proof=f"one-click unsubscribe from message {message.key}",
+            )
+        )
+        session.flush()
+        record(session, message, "unsubscribed")
+    return message
