@@ -13,13 +13,13 @@ from argon2 import PasswordHasher
 from fpdf import FPDF
 from sqlalchemy.orm import Session
 
+from content import docs
 from parcours.accounts.models import Account, Product, Territory
 from parcours.content import service, tasks
 from parcours.content.models import ContentVersion
 from parcours.core.models import User
 from parcours.core.settings import get_settings
 
-import docs
 from factories import (
     PASSWORD,
     create_hcp,
