@@ -126,6 +126,7 @@ def _load_handlers() -> None:
     # the domains register their handlers on import
     from parcours.consent import tasks  # noqa: F401
     from parcours.content import tasks  # noqa: F401, F811
+    from parcours.email import tasks  # noqa: F401, F811
 
 
 def run_one() -> bool:

@@ -104,9 +104,17 @@ class Refusal:
 
 
 def gates(
-    session: Session, account: Account, version: ContentVersion, *, at: datetime | None = None
+    session: Session,
+    account: Account,
+    version: ContentVersion,
+    *,
+    at: datetime | None = None,
+    exclude_id: int | None = None,
 ) -> list[Refusal]:
-    """Every rule that forbids sending this template to this HCP now (empty: send)."""
+    """Every rule that forbids sending this template to this HCP now (empty: send).
+
+    exclude_id: the message being sent, which must not count against its own cap.
+    """
     at = at or _now()
     settings = get_settings()
     out: list[Refusal] = []
@@ -128,6 +136,7 @@ def gates(
                 EmailMessage.content_type == "promotional",
                 EmailMessage.state.in_(COUNTED),
                 EmailMessage.queued_at >= since,
+                EmailMessage.id != (exclude_id or 0),
             )
         )
         if sent >= settings.email_cap_count:

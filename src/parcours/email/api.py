@@ -1,0 +1,68 @@
+"""JSON routes for Approved Email: an HCP's sendable templates, preview, send."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from parcours.accounts import service as accounts
+from parcours.content import service as content
+from parcours.core.deps import ApiUser, SessionDep
+from parcours.email import service, templating
+from parcours.email.schemas import (
+    EmailMessageRead,
+    EmailPreviewRead,
+    EmailTemplateRead,
+    EmailValues,
+    RefusalRead,
+)
+
+router = APIRouter()
+
+
+def template_tokens(version) -> list[str]:
+    """The tokens an approved template uses, in order (its file is locked once signed)."""
+    html = content.original_path(version).read_text(encoding="utf-8")
+    return list(dict.fromkeys(templating.TOKEN.findall(html)))
+
+
+@router.get(
+    "/accounts/{account_id}/email-templates",
+    response_model=list[EmailTemplateRead],
+    tags=["email"],
+)
+def list_templates(account_id: int, user: ApiUser, session: SessionDep):
+    accounts.require_readable(session, user, account_id)
+    return [
+        EmailTemplateRead(
+            id=v.id,
+            title=v.title,
+            content_type=v.content_type,
+            language=v.language,
+            valid_until=v.valid_until,
+            tokens=template_tokens(v),
+            phrases=list(v.key_messages or []),
+        )
+        for v in service.templates_for(session, user)
+    ]
+
+
+@router.post(
+    "/accounts/{account_id}/emails/preview", response_model=EmailPreviewRead, tags=["email"]
+)
+def preview(account_id: int, body: EmailValues, user: ApiUser, session: SessionDep):
+    out = service.preview(session, user, account_id, body.template_id, body.raw())
+    refusals = [RefusalRead(rule=r.rule, message=r.message) for r in out["refusals"]]
+    return EmailPreviewRead(
+        subject=out["subject"], html=out["html"], text=out["text"], refusals=refusals
+    )
+
+
+@router.post(
+    "/accounts/{account_id}/emails",
+    response_model=EmailMessageRead,
+    status_code=201,
+    tags=["email"],
+)
+def send(account_id: int, body: EmailValues, user: ApiUser, session: SessionDep):
+    """Queue an approved email; 409 names the rule that refuses it, 422 a bad value."""
+    return service.send(session, user, account_id, body.template_id, body.raw())
