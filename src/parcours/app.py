@@ -126,9 +126,11 @@ def create_app() -> FastAPI:
     from parcours.content import review_pages as content_review
     from parcours.core import api as core_api
     from parcours.core import pages as core_pages
+    from parcours.email import api as email_api
+    from parcours.email import pages as email_pages
     from parcours.web import pages as web_pages
 
-    for module in (core_api, accounts_api, activities_api, content_api, consent_api):
+    for module in (core_api, accounts_api, activities_api, content_api, consent_api, email_api):
         app.include_router(module.router, prefix="/api/v1")
     for module in (
         core_pages,
@@ -140,6 +142,7 @@ def create_app() -> FastAPI:
         content_files,
         content_player,
         consent_pages,
+        email_pages,
     ):
         app.include_router(module.router)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy.orm import Session
 
 from parcours.core.db import make_engine
@@ -71,8 +72,58 @@ def live_world(tmp_path_factory):
     return world
 
 
+class LiveMailbox:
+    """What the live SMTP server accepted (aiosmtpd handler): envelopes, in order."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.envelopes: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook)
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def raw_to(self, address: str) -> list[bytes]:
+        return [e.original_content for e in self.envelopes if address in e.rcpt_tos]
+
+
 @pytest.fixture(scope="session")
-def live_server(live_world):
+def live_smtp():
+    """An SMTP server for the live worker, started before the live server."""
+    mailbox = LiveMailbox("127.0.0.1", _free_port())
+    controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port)
+    controller.start()
+    yield mailbox
+    controller.stop()
+
+
+DKIM_DOMAIN, DKIM_SELECTOR = "lab.example", "live"
+
+
+@pytest.fixture(scope="session")
+def live_dkim(tmp_path_factory) -> dict | None:
+    """A DKIM key the live worker signs with: {path, domain, selector, public_b64}."""
+    import base64
+
+    if shutil.which("openssl") is None:
+        return None
+    path = tmp_path_factory.mktemp("live-dkim") / "dkim.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-traditional", "-out", str(path), "2048"],
+        check=True,
+        capture_output=True,
+    )
+    der = subprocess.run(
+        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    public = base64.b64encode(der).decode()
+    return {"path": path, "domain": DKIM_DOMAIN, "selector": DKIM_SELECTOR, "public_b64": public}
+
+
+@pytest.fixture(scope="session")
+def live_server(live_world, live_smtp, live_dkim):
     port = _free_port()
     db_file = Path(live_world["url"].split("///")[1])
     env = {
@@ -82,7 +133,22 @@ def live_server(live_world):
         # uploads land next to the database; a worker process renders them
         "PARCOURS_CONTENT_DIR": str(db_file.parent / "content"),
         "PARCOURS_WORKER_POLL_S": "0.3",
+        # the worker's mail goes to the test SMTP server; links point at this server
+        "PARCOURS_SMTP_HOST": live_smtp.host,
+        "PARCOURS_SMTP_PORT": str(live_smtp.port),
+        "PARCOURS_SMTP_TIMEOUT_S": "5",
+        "PARCOURS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PARCOURS_MAIL_FROM": f"Laboratoire Parcours <no-reply@{DKIM_DOMAIN}>",
+        # no quiet hours: an email queued by a test at night is due at once
+        "PARCOURS_EMAIL_QUIET_START_H": "24",
+        "PARCOURS_EMAIL_QUIET_END_H": "0",
     }
+    if live_dkim:
+        env.update(
+            PARCOURS_DKIM_KEY_PATH=str(live_dkim["path"]),
+            PARCOURS_DKIM_DOMAIN=live_dkim["domain"],
+            PARCOURS_DKIM_SELECTOR=live_dkim["selector"],
+        )
     log = open(db_file.with_suffix(".log"), "w")  # noqa: SIM115
     worker_log = open(db_file.with_suffix(".worker.log"), "w")  # noqa: SIM115
     worker = subprocess.Popen(

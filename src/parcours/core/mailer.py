@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
@@ -44,8 +45,8 @@ def send(message: EmailMessage) -> str:
         message["Date"] = formatdate(localtime=False, usegmt=True)
     if not message["From"]:
         message["From"] = settings.mail_from
-    asyncio.run(
-        aiosmtplib.send(
+    run(
+        lambda: aiosmtplib.send(
             message,
             hostname=settings.smtp_host,
             port=settings.smtp_port,
@@ -57,3 +58,17 @@ def send(message: EmailMessage) -> str:
         )
     )
     return str(message["Message-ID"])
+
+
+def run(make_coroutine):
+    """Run an SMTP coroutine from synchronous code (the worker), whatever the thread holds.
+
+    A thread may already run an event loop (a test tool, an embedding app): asyncio.run is
+    refused there, so the coroutine then runs on a short-lived thread of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coroutine())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()

@@ -11,7 +11,6 @@ anything may have changed since the message was queued.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from datetime import UTC, datetime
@@ -149,8 +148,8 @@ def _settle(message_id_: int, state: str, error: str | None = None) -> None:
 
 
 def _smtp_send(raw: bytes, to: str, settings: Settings) -> None:
-    asyncio.run(
-        aiosmtplib.send(
+    mailer.run(
+        lambda: aiosmtplib.send(
             raw,
             sender=parseaddr(settings.mail_from)[1],
             recipients=[to],
