@@ -165,3 +165,13 @@ def test_a_template_with_free_text_tokens_or_scripts_is_refused_at_upload(
 def test_tokens_are_escaped():
     html = templating.fill("<p>{{ recipient_name }}</p>", {"recipient_name": "<b>Dr X</b>"})
     assert html == "<p>&lt;b&gt;Dr X&lt;/b&gt;</p>"
+
+
+def test_a_preview_is_the_message_without_its_open_pixel(session, world):
+    mlr, text = world
+    opt(session, mlr, text)
+    template = approved_email_template(session, mlr)
+    deck = approved_version(session, mlr, pages=1)
+    shown = service.preview(session, mlr.rep, mlr.hcp.id, template.id, values(deck))
+    assert "/t/o/" not in shown["html"] and PHRASES[0] in shown["html"]
+    assert shown["refusals"] == []

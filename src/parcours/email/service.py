@@ -215,9 +215,17 @@ def _template_html(version: ContentVersion) -> str:
 
 
 def compose(
-    session: Session, user: User, account: Account, version: ContentVersion, raw: dict, key: str
+    session: Session,
+    user: User,
+    account: Account,
+    version: ContentVersion,
+    raw: dict,
+    key: str,
+    *,
+    pixel: bool = True,
 ) -> tuple[str, str, dict[str, str]]:
-    """(html, text, checked values) exactly as the HCP will receive it."""
+    """(html, text, checked values) exactly as the HCP will receive it (a preview has no
+    open pixel, so that looking at it never counts as an open)."""
     values = _values(session, user, version, raw)
     filled = {
         "recipient_name": " ".join(p for p in (account.first_name, account.last_name) if p),
@@ -229,8 +237,9 @@ def compose(
         "unsubscribe_link": link("unsubscribe", key),
     }
     html = templating.fill(_template_html(version), filled)
-    pixel = f'<img src="{link("open", key)}" width="1" height="1" alt="">'
-    html = html.replace("</body>", pixel + "</body>") if "</body>" in html else html + pixel
+    if pixel:
+        img = f'<img src="{link("open", key)}" width="1" height="1" alt="">'
+        html = html.replace("</body>", img + "</body>") if "</body>" in html else html + img
     text = templating.to_text(templating.fill(_template_html(version), filled))
     return html, text, values
 
@@ -238,7 +247,7 @@ def compose(
 def preview(session: Session, user: User, account_id: int, version_id: int, raw: dict) -> dict:
     """What would be sent, and what would stop it, without sending."""
     account, version = _targets(session, user, account_id, version_id)
-    html, text, _ = compose(session, user, account, version, raw, "preview")
+    html, text, _ = compose(session, user, account, version, raw, "preview", pixel=False)
     return {
         "subject": version.title,
         "html": html,

@@ -2,7 +2,8 @@
 
 Runs after the bulk load, through the real services (upload, render, review, signatures),
 so the demo shows what a lab would see: approved decks per product in French and English,
-one waiting for legal and regulatory review, one draft, one expired.
+one waiting for legal and regulatory review, one draft, one expired, and an approved
+email invitation per language.
 """
 
 from __future__ import annotations
@@ -31,6 +32,33 @@ REVIEWERS = (
 SLIDES = {
     "fr": ("Pourquoi {brand} ?", "Message clé", "Données cliniques", "Posologie", "Résumé"),
     "en": ("Why {brand}?", "Key message", "Clinical data", "Dosing", "Summary"),
+}
+EMAIL_TITLES = {"fr": "{brand} — invitation à un rendez-vous", "en": "{brand} — meeting invitation"}
+EMAIL_TEMPLATES = {
+    "fr": """<!DOCTYPE html>
+<html lang="fr"><head><meta charset="utf-8"><title>Invitation</title></head>
+<body style="font-family: Arial, sans-serif; color: #1e293b; max-width: 560px">
+<p>Bonjour {{ recipient_title }} {{ recipient_name }},</p>
+<p>{{ phrase }}</p>
+<p>Je vous propose de nous rencontrer le {{ date }}. Vous trouverez le support approuvé ici :
+<a href="{{ content_link }}">consulter la présentation</a>.</p>
+<p>Bien cordialement,<br>{{ rep_signature }}</p>
+<p style="font-size: 12px; color: #64748b">Matériel promotionnel approuvé.
+<a href="{{ unsubscribe_link }}">Se désinscrire</a></p>
+</body></html>
+""",
+    "en": """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Invitation</title></head>
+<body style="font-family: Arial, sans-serif; color: #1e293b; max-width: 560px">
+<p>Dear {{ recipient_title }} {{ recipient_name }},</p>
+<p>{{ phrase }}</p>
+<p>Could we meet on {{ date }}? The approved material is here:
+<a href="{{ content_link }}">read the presentation</a>.</p>
+<p>Kind regards,<br>{{ rep_signature }}</p>
+<p style="font-size: 12px; color: #64748b">Approved promotional material.
+<a href="{{ unsubscribe_link }}">Unsubscribe</a></p>
+</body></html>
+""",
 }
 COLOURS = (
     (29, 78, 216),
@@ -162,5 +190,33 @@ def run(engine: Engine, password: str, today: date | None = None) -> dict:
             if code in products:
                 build(code, brand, area, messages, "fr", ["FR"], n + 4, state)
                 made[state] += 1
+        # an approved email invitation per language, for Approved Email from HCP 360
+        for lang, countries in (("fr", ["FR"]), ("en", ["DE", "ES", "GB", "IT"])):
+            code, brand, _area, messages = PRODUCTS[0]
+            if code not in products:
+                continue
+            path = Path(tmp) / f"invitation-{lang}.html"
+            path.write_text(EMAIL_TEMPLATES[lang], encoding="utf-8")
+            version = service.upload(
+                session,
+                marketing,
+                path,
+                path.name,
+                {
+                    "title": EMAIL_TITLES[lang].format(brand=brand),
+                    "content_type": "promotional",
+                    "language": lang,
+                    "countries": countries,
+                    "product_ids": [products[code].id],
+                    "key_messages": list(messages[:3]),
+                    "valid_from": today - timedelta(days=30),
+                    "valid_until": today + timedelta(days=335),
+                },
+            )
+            tasks.render_with(session, version.id)
+            service.submit_for_review(session, marketing, version.id)
+            for reviewer in reviewers:
+                service.sign(session, reviewer, version.id, password=password, decision="approved")
+            made["email"] = made.get("email", 0) + 1
         session.commit()
     return made
