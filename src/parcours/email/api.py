@@ -6,8 +6,11 @@ from fastapi import APIRouter
 
 from parcours.accounts import service as accounts
 from parcours.content import service as content
-from parcours.core.deps import ApiUser, SessionDep
-from parcours.email import service, templating
+from parcours.content.player import Body as RawBody
+from parcours.core.deps import ApiUser, SessionDep, require
+from parcours.core.errors import Invalid
+from parcours.core.models import Role
+from parcours.email import bounces, service, templating
 from parcours.email.schemas import (
     EmailMessageRead,
     EmailPreviewRead,
@@ -66,3 +69,12 @@ def preview(account_id: int, body: EmailValues, user: ApiUser, session: SessionD
 def send(account_id: int, body: EmailValues, user: ApiUser, session: SessionDep):
     """Queue an approved email; 409 names the rule that refuses it, 422 a bad value."""
     return service.send(session, user, account_id, body.template_id, body.raw())
+
+
+@router.post("/email/bounces", tags=["email"])
+def bounces_in(user: ApiUser, session: SessionDep, raw: RawBody) -> dict[str, int]:
+    """A DSN (message/rfc822 or text/plain body, at most 1 MB), read onto the timelines."""
+    require(user, Role.admin)
+    if len(raw) > bounces.MAX_BYTES:
+        raise Invalid("The report is over 1 MB.", field="message")
+    return bounces.apply(session, bounces.parse_dsn(raw))

@@ -122,6 +122,11 @@ def gates(
         out.append(Refusal("template", "This template is no longer approved and valid."))
     if account.status == "erased" or not (account.emails or []):
         out.append(Refusal("recipient", "This HCP has no email address to write to."))
+    else:
+        from parcours.email.bounces import hard_bounce  # bounces imports this module
+
+        if (why := hard_bounce(session, account.id, account.emails[0])) is not None:
+            out.append(Refusal("recipient", f"This address bounced: {why}"))
     ctype = version.content_type if version.content_type in ("promotional", "medical") else None
     for product_id in version.product_ids or [None]:
         decision = consent.consent_for(session, account.id, "email", product_id, ctype, at=at)
@@ -302,8 +307,17 @@ def send(session: Session, user: User, account_id: int, version_id: int, raw: di
 # ---------------------------------------------------------------- what follows a send
 
 
-def record(session: Session, message: EmailMessage, kind: str, at: datetime | None = None):
-    """A timeline activity for a send, an open, a click or an unsubscribe."""
+def record(
+    session: Session,
+    message: EmailMessage,
+    kind: str,
+    at: datetime | None = None,
+    *,
+    notes: str | None = None,
+):
+    """A timeline activity for a send, an open, a click, a bounce or an unsubscribe.
+
+    It is written submitted (locked): whatever it says, notes included, is said here."""
     at = at or _now()
     version = session.get(ContentVersion, message.version_id)
     act = Activity(
@@ -314,6 +328,7 @@ def record(session: Session, message: EmailMessage, kind: str, at: datetime | No
         account_id=message.account_id,
         start_at=at,
         subject=message.subject,
+        notes=notes,
         product_ids=list(version.product_ids or []) if version else [],
         key_messages=[],
         submitted_at=at,
