@@ -127,6 +127,7 @@ def create_app() -> FastAPI:
     from parcours.core import api as core_api
     from parcours.core import pages as core_pages
     from parcours.email import api as email_api
+    from parcours.email import campaign_pages
     from parcours.email import pages as email_pages
     from parcours.web import pages as web_pages
 
@@ -143,6 +144,7 @@ def create_app() -> FastAPI:
         content_player,
         consent_pages,
         email_pages,
+        campaign_pages,
     ):
         app.include_router(module.router)
 

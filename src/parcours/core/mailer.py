@@ -45,19 +45,26 @@ def send(message: EmailMessage) -> str:
         message["Date"] = formatdate(localtime=False, usegmt=True)
     if not message["From"]:
         message["From"] = settings.mail_from
-    run(
-        lambda: aiosmtplib.send(
-            message,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_user or None,
-            password=settings.smtp_password or None,
-            use_tls=settings.smtp_tls,
-            start_tls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout_s,
-        )
-    )
+    run(lambda: aiosmtplib.send(message, **_server(settings)))
     return str(message["Message-ID"])
+
+
+def send_raw(raw: bytes, sender: str, recipients: list[str]) -> None:
+    """Send bytes exactly as given (a DKIM-signed message must not be re-serialised)."""
+    settings = get_settings()
+    run(lambda: aiosmtplib.send(raw, sender=sender, recipients=recipients, **_server(settings)))
+
+
+def _server(settings) -> dict:
+    return {
+        "hostname": settings.smtp_host,
+        "port": settings.smtp_port,
+        "username": settings.smtp_user or None,
+        "password": settings.smtp_password or None,
+        "use_tls": settings.smtp_tls,
+        "start_tls": settings.smtp_starttls,
+        "timeout": settings.smtp_timeout_s,
+    }
 
 
 def run(make_coroutine):

@@ -10,7 +10,7 @@ from parcours.content.player import Body as RawBody
 from parcours.core.deps import ApiUser, SessionDep, require
 from parcours.core.errors import Invalid
 from parcours.core.models import Role
-from parcours.email import bounces, service, templating
+from parcours.email import bounces, campaigns, service, templating
 from parcours.email.schemas import (
     EmailMessageRead,
     EmailPreviewRead,
@@ -78,3 +78,16 @@ def bounces_in(user: ApiUser, session: SessionDep, raw: RawBody) -> dict[str, in
     if len(raw) > bounces.MAX_BYTES:
         raise Invalid("The report is over 1 MB.", field="message")
     return bounces.apply(session, bounces.parse_dsn(raw))
+
+
+@router.post("/campaigns", response_model=campaigns.CampaignRead, status_code=201, tags=["email"])
+def start_campaign(body: campaigns.CampaignIn, user: ApiUser, session: SessionDep):
+    """Marketing: send an approved template to a target list; the gates apply to each HCP."""
+    campaign = campaigns.start(session, user, body.target_list_id, body.template_id, body.raw())
+    return campaigns.progress(campaign)
+
+
+@router.get("/campaigns/{campaign_id}", response_model=campaigns.CampaignRead, tags=["email"])
+def campaign_progress(campaign_id: int, user: ApiUser, session: SessionDep):
+    """Progress of a campaign: total, queued, refused by rule, state."""
+    return campaigns.progress(campaigns.get(session, user, campaign_id))

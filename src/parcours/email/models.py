@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours.core.db import Base, BigId, UTCDateTime, utcnow
@@ -18,7 +18,10 @@ class EmailMessage(Base):
     __tablename__ = "email_messages"
     __audited__ = True
     __audit_exclude__ = ("html", "text")
-    __table_args__ = (Index("ix_email_messages_account", "account_id", "queued_at"),)
+    __table_args__ = (
+        Index("ix_email_messages_account", "account_id", "queued_at"),
+        UniqueConstraint("campaign_id", "account_id", name="uq_email_campaign_account"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)  # idempotency and Message-ID
@@ -41,3 +44,27 @@ class EmailMessage(Base):
     clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     activity_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+
+
+# queued → running → done (or failed)
+CAMPAIGN_STATES = ("queued", "running", "done", "failed")
+
+
+class Campaign(Base):
+    """A marketing mass send of one approved template to a target list, with its progress."""
+
+    __tablename__ = "campaigns"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("content_versions.id"))
+    target_list_id: Mapped[int] = mapped_column(ForeignKey("target_lists.id"))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    values: Mapped[str] = mapped_column(Text, default="{}")  # the checked choices (JSON)
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    queued_count: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[str] = mapped_column(Text, default="{}")  # rule → count (JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -148,20 +148,7 @@ def _settle(message_id_: int, state: str, error: str | None = None) -> None:
 
 
 def _smtp_send(raw: bytes, to: str, settings: Settings) -> None:
-    mailer.run(
-        lambda: aiosmtplib.send(
-            raw,
-            sender=parseaddr(settings.mail_from)[1],
-            recipients=[to],
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_user or None,
-            password=settings.smtp_password or None,
-            use_tls=settings.smtp_tls,
-            start_tls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout_s,
-        )
-    )
+    mailer.send_raw(raw, parseaddr(settings.mail_from)[1], [to])
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
@@ -211,3 +198,11 @@ def _retry_later(message: EmailMessage, reason: str, exc: Exception) -> None:
     else:
         _settle(message.id, "queued", f"SMTP unavailable, will retry: {reason}")
     raise TemporaryFailure(reason) from exc
+
+
+@jobs.handler("email.campaign")
+def run_campaign(payload: dict) -> None:
+    """A marketing mass send: every HCP of a target list through the gates, in batches."""
+    from parcours.email import campaigns  # campaigns imports the service, as this module does
+
+    campaigns.run(int(payload["campaign_id"]))
