@@ -37,6 +37,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "email-sqlite.json"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument(
+        "--campaign", type=int, default=0, help="also mass-send to a target list of N HCPs"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="parcours-bench-email-"))
@@ -114,6 +117,23 @@ def main() -> None:
             )
             hcp_ids.append(hcp.id)
         rep_id, template_id = mlr.rep.id, template.id
+        marketing_id = mlr.marketing.id
+        campaign_hcps = []
+        for i in range(args.campaign):
+            hcp = create_hcp(session, mlr.territory, last_name=f"Campaign{i}")
+            hcp.emails = [f"c{i}@chu-bench.fr"]
+            session.add(
+                consent.ConsentRecord(
+                    account_id=hcp.id,
+                    channel="email",
+                    status="opted_in",
+                    source="import",
+                    text_id=text.id,
+                    captured_at=datetime.now(UTC) - timedelta(days=1),
+                    proof="bench import",
+                )
+            )
+            campaign_hcps.append(hcp.id)
 
     day = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
     started = time.perf_counter()
@@ -140,6 +160,44 @@ def main() -> None:
     else:
         done = jobs.run_pending(limit=args.messages + 10)
     send_s = time.perf_counter() - started
+    campaign = {}
+    if args.campaign:
+        from datetime import date
+
+        from parcours.accounts.models import TargetList, TargetListEntry
+        from parcours.core.models import User
+        from parcours.email import campaigns
+
+        with db.new_session() as session, session.begin():
+            target = TargetList(name="bench", cycle_start=date.today(), cycle_end=date.today())
+            session.add(target)
+            session.flush()
+            session.add_all(
+                TargetListEntry(target_list_id=target.id, account_id=h) for h in campaign_hcps
+            )
+            owner = session.get(User, marketing_id)
+            with acting(session, owner):
+                started_c = campaigns.start(
+                    session, owner, target.id, template_id, {"phrase": PHRASES[0], "date": day}
+                )
+            campaign_id = started_c.id
+        started = time.perf_counter()
+        # only the campaign job: its messages' send jobs are measured above, not twice
+        from parcours.email.tasks import run_campaign
+
+        run_campaign({"campaign_id": campaign_id})
+        campaign_s = time.perf_counter() - started
+        with db.new_session() as session:
+            from parcours.email.models import Campaign
+
+            c = session.get(Campaign, campaign_id)
+            campaign = {
+                "campaign_hcps": args.campaign,
+                "campaign_queued": c.queued_count,
+                "campaign_s": round(campaign_s, 2),
+                "campaign_per_s": round(args.campaign / campaign_s, 1),
+                "campaign_100k_estimate_min": round(100_000 / (args.campaign / campaign_s) / 60, 1),
+            }
     controller.stop()
     with db.new_session() as session:
         from sqlalchemy import func, select
@@ -161,6 +219,7 @@ def main() -> None:
         "sent_per_s": round(counter.n / send_s, 1),
         "target_sent_per_s": 300,
         "dkim": True,
+        **campaign,
         "notes": "queue: tokens + gates + compose + job row per message, 100 per transaction; "
         "send: one worker thread, gates again, MIME + DKIM (RSA 2048) + one SMTP "
         "connection per message to a local aiosmtpd, state + timeline activity.",
