@@ -376,7 +376,7 @@ def soffice_fixed_cost(tmp: Path, runs: int) -> dict:
 
 def approve(people: dict, pdf: Path, staging: Path) -> tuple[int, int, dict]:
     """A version taken through upload, render, submit and three signatures."""
-    from parcours.content import service
+    from parcours.content import review, service
     from parcours.content.models import ContentVersion
     from parcours.core import audit, jobs
     from parcours.core.db import new_session
@@ -395,7 +395,7 @@ def approve(people: dict, pdf: Path, staging: Path) -> tuple[int, int, dict]:
             if who == "marketing":
                 service.submit_for_review(s, user, vid)
             else:
-                service.sign(s, user, vid, password=PASSWORD, decision="approved")
+                review.sign(s, user, vid, password=PASSWORD, decision="approved")
     t2 = time.perf_counter()
     with new_session(write=False) as s:
         v = s.get(ContentVersion, vid)

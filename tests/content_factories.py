@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from content import docs
 from parcours.accounts.models import Account, Product, Territory
-from parcours.content import service, tasks
+from parcours.content import review, service, tasks
 from parcours.content.models import ContentVersion
 from parcours.core.models import User
 from parcours.core.settings import get_settings
@@ -152,7 +152,7 @@ def sign_as(
     password: str = PASSWORD,
 ):
     with acting(session, reviewer):
-        return service.sign(
+        return review.sign(
             session, reviewer, version.id, password=password, decision=decision, comment=comment
         )
 

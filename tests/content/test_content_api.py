@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from parcours.activities import service as activities
-from parcours.content import service
+from parcours.content import service, storage
 from parcours.content.models import Content, ContentVersion, Signature, SlideView
 from parcours.core.models import Job
 
@@ -311,7 +311,7 @@ def test_signatures_through_the_api(session, client, mlr):
         ("regulatory", True),
     ]
     # the file changes on disk: the API shows the signatures as void
-    original = service.original_path(version)
+    original = storage.original_path(version)
     original.write_bytes(original.read_bytes() + b"\n")
     detail = client.get(f"/api/v1/content-versions/{version.id}", headers=medical).json()
     assert [s["valid"] for s in detail["signatures"]] == [False, False, False]

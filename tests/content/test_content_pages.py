@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from parcours.content import service, tasks
+from parcours.content import service, storage, tasks
 from parcours.content.models import Content, ContentVersion, ReviewComment, Signature
 from parcours.core.models import User
 
@@ -86,7 +86,7 @@ def test_upload_creates_a_draft_that_shows_its_progress_then_its_pages(
     assert version.countries == ["BE", "FR"]
     assert version.audience == ["Cardiology", "General practice"]
     assert version.key_messages == ["Efficacy at 12 months", "Once daily"]
-    assert not any((service.version_dir(0).parent / ".incoming").iterdir())
+    assert not any((storage.version_dir(0).parent / ".incoming").iterdir())
 
     page = client.get(version_url).text
     assert "Uploaded: its pages are being prepared" in page
@@ -140,7 +140,7 @@ def test_a_refused_file_is_named_next_to_the_file_field_and_nothing_is_created(
     assert "Choose the file again" in resp.text
     assert 'value="Kept title"' in resp.text
     assert count(session, Content) == 0 and count(session, ContentVersion) == 0
-    assert not any((service.version_dir(0).parent / ".incoming").iterdir())
+    assert not any((storage.version_dir(0).parent / ".incoming").iterdir())
 
 
 def test_metadata_errors_keep_what_was_typed_and_create_nothing(client, session, mlr, tmp_path):
@@ -375,7 +375,7 @@ def test_the_html5_site_route_stays_inside_the_package_and_sends_its_csp(
     package = docs.make_html5_zip(tmp_path / "site.zip", folder="launch")
     version = upload_version(session, mlr, file=package, filename="site.zip")
     assert version.kind == "html5" and version.render_state == "ready"
-    (service.version_dir(version.id) / "secret.txt").write_text("outside the site")
+    (storage.version_dir(version.id) / "secret.txt").write_text("outside the site")
     as_user(client, mlr.marketing)
     base = f"/content/versions/{version.id}/site"
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from parcours.activities import service as activities
-from parcours.content import clm, service
+from parcours.content import clm, review, service, storage
 from parcours.content.models import ContentVersion, SlideView
 from parcours.core.errors import Conflict, NotFound
 from parcours.core.models import User
@@ -47,7 +47,7 @@ def test_a_tampered_file_is_hidden_from_reps_everywhere(session, client, mlr):
     version = approved_version(session, mlr, pages=2)
     headers = api_headers(client, mlr.rep)
     assert client.get(f"/api/v1/content-versions/{version.id}", headers=headers).status_code == 200
-    with service.original_path(version).open("ab") as f:
+    with storage.original_path(version).open("ab") as f:
         f.write(b"% an extra claim")
     assert service.library(session, mlr.rep) == []
     for url in (
@@ -93,7 +93,7 @@ def test_slides_of_another_market_or_backdated_are_refused(session, mlr):
     assert [r["event_id"][-1] for r in result["rejected"]] == ["1", "2", "3"]
     # a withdrawn version of another country cannot be written into either
     with acting(session, mlr.admin):
-        service.withdraw(session, mlr.admin, german.id, "Wrong claim")
+        review.withdraw(session, mlr.admin, german.id, "Wrong claim")
     with acting(session, mlr.rep):
         again = clm.ingest(session, mlr.rep, [event(call, german, now, 5)])
     assert again["accepted"] == 0 and again["rejected"][0]["field"] == "version_id"
@@ -206,7 +206,7 @@ def test_events_are_counted_once_whatever_the_route(session, mlr):
 def test_a_changed_page_image_voids_the_signatures(session, client, mlr):
     version = approved_version(session, mlr, pages=2)
     assert service.presentable(session, version)
-    image = service.version_dir(version.id) / "pages" / "0002.jpg"
+    image = storage.version_dir(version.id) / "pages" / "0002.jpg"
     image.write_bytes(image.read_bytes() + b"\0")  # what the rep would be shown changed
     assert not service.presentable(session, version)
     headers = api_headers(client, mlr.rep)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from parcours.content import clm, service, tasks
+from parcours.content import clm, review, service, storage, tasks
 from parcours.content.models import ContentVersion, Signature
 from parcours.core import audit
 from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -83,7 +83,7 @@ def test_admin_builds_content_too(session, mlr):
 
 def test_a_file_changed_before_submission_is_not_sent_to_review(session, mlr):
     version = upload_version(session, mlr, pages=1)
-    original = service.original_path(version)
+    original = storage.original_path(version)
     original.write_bytes(original.read_bytes() + b"\n% tampered")
     with pytest.raises(Conflict) as exc:
         submit(session, mlr, version)
@@ -95,12 +95,12 @@ def test_a_file_changed_before_submission_is_not_sent_to_review(session, mlr):
 
 def test_two_signatures_leave_it_in_review_the_third_approves(session, mlr):
     version = in_review(session, mlr)
-    assert service.review_inbox(session, mlr.medical) == [version]
+    assert review.review_inbox(session, mlr.medical) == [version]
 
     sign_as(session, mlr.medical, version)
     assert version.state == "in_review"
-    assert service.review_inbox(session, mlr.medical) == []
-    assert service.review_inbox(session, mlr.legal) == [version]
+    assert review.review_inbox(session, mlr.medical) == []
+    assert review.review_inbox(session, mlr.legal) == [version]
     sign_as(session, mlr.legal, version)
     assert version.state == "in_review" and version.decided_at is None
     assert not service.presentable(session, version)
@@ -120,7 +120,7 @@ def test_only_the_required_roles_sign(session, mlr):
     with pytest.raises(Forbidden):
         sign_as(session, mlr.regulatory, version)
     assert signature_count(session, version) == 0
-    assert service.review_inbox(session, mlr.regulatory) == []
+    assert review.review_inbox(session, mlr.regulatory) == []
 
     sign_as(session, mlr.medical, version)
     sign_as(session, mlr.legal, version)
@@ -184,7 +184,7 @@ def test_a_reviewer_without_a_review_role_cannot_sign(session, mlr):
         reviewer = create_user(session, "reviewer", review_role=review_role)
         with pytest.raises(Forbidden):
             sign_as(session, reviewer, version)
-        assert service.review_inbox(session, reviewer) == []
+        assert review.review_inbox(session, reviewer) == []
     assert signature_count(session, version) == 0
 
 
@@ -207,12 +207,12 @@ def test_drafts_are_not_signed(session, mlr):
 def test_comments_while_in_review(session, mlr):
     version = in_review(session, mlr)
     with acting(session, mlr.legal):
-        comment = service.add_comment(session, mlr.legal, version.id, "Add a reference", page=2)
+        comment = review.add_comment(session, mlr.legal, version.id, "Add a reference", page=2)
     assert (comment.role, comment.page) == ("legal", 2)
     with pytest.raises(Forbidden):
-        service.add_comment(session, mlr.rep, version.id, "Nice")
+        review.add_comment(session, mlr.rep, version.id, "Nice")
     with pytest.raises(Invalid):
-        service.add_comment(session, mlr.legal, version.id, "Page three", page=3)
+        review.add_comment(session, mlr.legal, version.id, "Page three", page=3)
 
 
 # ---------------------------------------------------------------- approved → withdrawn / expired
@@ -222,15 +222,15 @@ def test_only_an_admin_withdraws_and_says_why(session, mlr):
     version = approved_version(session, mlr, pages=1)
     for user in (mlr.marketing, mlr.medical, mlr.rep):
         with pytest.raises(Forbidden):
-            service.withdraw(session, user, version.id, "Outdated")
+            review.withdraw(session, user, version.id, "Outdated")
     for reason in ("", "  "):
         with pytest.raises(Invalid) as exc:
-            service.withdraw(session, mlr.admin, version.id, reason)
+            review.withdraw(session, mlr.admin, version.id, reason)
         assert exc.value.errors[0]["field"] == "reason"
     assert version.state == "approved"
 
     with acting(session, mlr.admin):
-        service.withdraw(session, mlr.admin, version.id, "Safety update from the agency")
+        review.withdraw(session, mlr.admin, version.id, "Safety update from the agency")
     assert version.state == "withdrawn"
     assert (version.ended_by, version.end_reason) == (mlr.admin.id, "Safety update from the agency")
     assert version.ended_at is not None
@@ -246,17 +246,17 @@ def test_only_an_admin_withdraws_and_says_why(session, mlr):
 def test_only_approved_content_is_withdrawn(session, mlr):
     draft = upload_version(session, mlr, pages=1)
     with pytest.raises(Conflict):
-        service.withdraw(session, mlr.admin, draft.id, "No")
+        review.withdraw(session, mlr.admin, draft.id, "No")
     submit(session, mlr, draft)
     with pytest.raises(Conflict):
-        service.withdraw(session, mlr.admin, draft.id, "No")
+        review.withdraw(session, mlr.admin, draft.id, "No")
     assert draft.state == "in_review"
 
 
 def _try_every_way_back(session, mlr, version) -> None:
     state = version.state
     with pytest.raises(Conflict):
-        service.withdraw(session, mlr.admin, version.id, "Again")
+        review.withdraw(session, mlr.admin, version.id, "Again")
     with pytest.raises(Conflict):
         sign_as(session, mlr.medical, version)
     with pytest.raises(Conflict):
@@ -265,7 +265,7 @@ def _try_every_way_back(session, mlr, version) -> None:
         service.update_draft(session, mlr.marketing, version.id, title="Back")
     with pytest.raises(Conflict):
         service.set_page_messages(session, mlr.marketing, version.id, 1, ["Efficacy"])
-    service.expire_due(session, version.valid_until + timedelta(days=1))
+    review.expire_due(session, version.valid_until + timedelta(days=1))
     assert version.state == state
     assert not service.presentable(session, version)
     with pytest.raises(Conflict):
@@ -274,7 +274,7 @@ def _try_every_way_back(session, mlr, version) -> None:
 
 def test_withdrawn_content_never_comes_back(session, mlr):
     version = approved_version(session, mlr, pages=1)
-    service.withdraw(session, mlr.admin, version.id, "Recalled")
+    review.withdraw(session, mlr.admin, version.id, "Recalled")
     _try_every_way_back(session, mlr, version)
     assert version.state == "withdrawn"
 
@@ -282,16 +282,16 @@ def test_withdrawn_content_never_comes_back(session, mlr):
 def test_expire_due_at_the_expiry_date(session, mlr):
     day = service.today()
     version = approved_version(session, mlr, pages=1, valid_until=day + timedelta(days=10))
-    assert service.expire_due(session, day + timedelta(days=10)) == 0  # its last valid day
+    assert review.expire_due(session, day + timedelta(days=10)) == 0  # its last valid day
     assert version.state == "approved"
     assert service.presentable(session, version, day + timedelta(days=10))
     assert not service.presentable(session, version, day + timedelta(days=11))
 
     with acting(session, mlr.admin):
-        assert service.expire_due(session, day + timedelta(days=11)) == 1
+        assert review.expire_due(session, day + timedelta(days=11)) == 1
     assert version.state == "expired" and version.ended_at is not None
     assert version.end_reason == f"Expired on {version.valid_until.isoformat()}"
-    assert service.expire_due(session, day + timedelta(days=12)) == 0
+    assert review.expire_due(session, day + timedelta(days=12)) == 0
     _try_every_way_back(session, mlr, version)
     assert version.state == "expired"
 
@@ -358,11 +358,11 @@ def test_a_version_approved_ahead_of_its_start_leaves_the_current_one_in_use(
     approve(session, mlr, v2)
     assert v2.state == "approved" and v1.state == "approved"
     assert [v.id for v in clm.offered(session, mlr.rep)] == [v1.id]
-    assert service.supersede_due(session, day) == 0
+    assert review.supersede_due(session, day) == 0
 
     monkeypatch.setattr(service, "today", lambda: day + timedelta(days=7))
     assert [v.id for v in clm.offered(session, mlr.rep)] == [v2.id]  # at once, by date
-    assert service.supersede_due(session) == 1  # the worker's duty records it
+    assert review.supersede_due(session) == 1  # the worker's duty records it
     assert v1.state == "superseded" and v2.state == "approved"
 
 
@@ -406,7 +406,7 @@ def test_a_rejected_version_makes_room_for_the_next(session, mlr):
 
 def test_a_changed_file_voids_the_signatures(session, mlr):
     version = approved_version(session, mlr, pages=1)
-    original = service.original_path(version)
+    original = storage.original_path(version)
     data = bytearray(original.read_bytes())
     data[-20] ^= 0x01  # one bit, same size
     original.write_bytes(bytes(data))
@@ -425,7 +425,7 @@ def test_a_changed_file_voids_the_signatures(session, mlr):
 
 def test_a_change_hidden_behind_the_old_timestamp_still_voids(session, mlr):
     version = approved_version(session, mlr, pages=1)
-    original = service.original_path(version)
+    original = storage.original_path(version)
     assert service.presentable(session, version)  # its hash is now cached
     before = original.stat()
     data = bytearray(original.read_bytes())
@@ -439,7 +439,7 @@ def test_a_change_hidden_behind_the_old_timestamp_still_voids(session, mlr):
 def test_a_file_changed_during_review_cannot_be_signed(session, mlr):
     version = in_review(session, mlr)
     sign_as(session, mlr.medical, version)
-    original = service.original_path(version)
+    original = storage.original_path(version)
     original.write_bytes(original.read_bytes() + b"%%EOF\n")
     with pytest.raises(Conflict) as exc:
         sign_as(session, mlr.legal, version)
@@ -492,7 +492,7 @@ def test_every_step_is_on_the_audit_trail(session, mlr):
     v1 = approved_version(session, mlr, pages=1)
     v2 = approved_version(session, mlr, pages=1, content_id=v1.content_id)
     with acting(session, mlr.admin):
-        service.withdraw(session, mlr.admin, v2.id, "Recalled")
+        review.withdraw(session, mlr.admin, v2.id, "Recalled")
 
     count, problems = audit.verify(session)
     assert problems == [] and count > 0
@@ -533,8 +533,8 @@ def test_diff_shows_the_changed_page(session, mlr):
         texts=["Cardiozen", "Dose 20 mg daily", "Safety data", "References"],
         content_id=v1.content_id,
     )
-    assert service.previous_version(session, v2).id == v1.id
-    pages = service.diff(session, v1, v2)
+    assert review.previous_version(session, v2).id == v1.id
+    pages = review.diff(session, v1, v2)
     assert [(p["page"], p["status"]) for p in pages] == [
         (1, "same"),
         (2, "changed"),

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from parcours.activities import service as activities
 from parcours.activities.models import Activity
-from parcours.content import service
+from parcours.content import review, service
 from parcours.content.models import SlideView
 
 from content_factories import acting, approved_version, submit, upload_version
@@ -136,7 +136,7 @@ def test_a_withdrawn_version_cannot_be_opened_and_its_status_says_so(session, cl
     assert client.get(f"/present/{act.id}/{version.id}").status_code == 200
 
     with acting(session, mlr.admin):
-        service.withdraw(session, mlr.admin, version.id, "Safety information updated")
+        review.withdraw(session, mlr.admin, version.id, "Safety information updated")
 
     page = client.get(f"/present/{act.id}/{version.id}")
     assert page.status_code == 409
@@ -156,7 +156,7 @@ def test_an_expired_version_cannot_be_opened_and_its_status_says_so(session, cli
     act = plan_call(session, mlr)
     as_user(client, mlr.rep)
     with acting(session, mlr.admin):
-        assert service.expire_due(session, day + timedelta(days=1)) == 1
+        assert review.expire_due(session, day + timedelta(days=1)) == 1
 
     page = client.get(f"/present/{act.id}/{version.id}")
     assert page.status_code == 409
@@ -171,7 +171,7 @@ def test_the_refusal_is_in_french_for_a_french_rep(session, client, mlr):
     act = plan_call(session, mlr)
     mlr.rep.language = "fr"
     with acting(session, mlr.admin):
-        service.withdraw(session, mlr.admin, version.id, "Retrait")
+        review.withdraw(session, mlr.admin, version.id, "Retrait")
     as_user(client, mlr.rep)
     page = client.get(f"/present/{act.id}/{version.id}")
     assert page.status_code == 409

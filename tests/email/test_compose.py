@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from parcours.consent import service as consent
-from parcours.content import service as content
+from parcours.content import review as content_review
 from parcours.core.errors import Conflict, Invalid
 from parcours.core.settings import get_settings
 from parcours.email import service, templating
@@ -127,7 +127,7 @@ def test_each_gate_names_its_rule(session, world, monkeypatch):
     assert refused() == ("consent", "The HCP opted out of this channel.")
     opt(session, mlr, text)
     with acting(session, mlr.admin):
-        content.withdraw(session, mlr.admin, template.id, "Outdated claim")
+        content_review.withdraw(session, mlr.admin, template.id, "Outdated claim")
     # a withdrawn template is not even offered any more
     assert template not in service.templates_for(session, mlr.rep)
     account = session.get(type(mlr.hcp), mlr.hcp.id)

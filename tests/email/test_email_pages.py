@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from parcours.activities.models import Activity
 from parcours.consent import service as consent
 from parcours.consent.models import ConsentRecord
+from parcours.content import review as content_review
 from parcours.content import service as content
 from parcours.core.errors import Conflict
 from parcours.core.i18n import translate
@@ -207,7 +208,7 @@ def test_a_withdrawn_template_says_so(client, session, world):
     login(client, w.rep.email)
     token = csrf_of(client.get(compose_url(w)).text)
     with acting(session, w.mlr.admin):
-        content.withdraw(session, w.mlr.admin, w.template.id, "Outdated claim")
+        content_review.withdraw(session, w.mlr.admin, w.template.id, "Outdated claim")
     resp = client.post(compose_url(w), data=form(w, token))
     assert resp.status_code == 404
     assert "This template is no longer approved and valid." in resp.text
@@ -280,7 +281,7 @@ def test_shared_content_is_public_read_only_and_stops_when_withdrawn(app, sessio
     assert hcp_side.get(f"/shared/{share[:-1]}x").status_code == 404
     assert hcp_side.get(f"/shared/{share[:-1]}x/pages/1.jpg").status_code == 404
     with acting(session, w.mlr.admin):
-        content.withdraw(session, w.mlr.admin, w.deck.id, "Outdated claim")
+        content_review.withdraw(session, w.mlr.admin, w.deck.id, "Outdated claim")
     gone = hcp_side.get(f"/shared/{share}", headers={"Accept-Language": "en"})
     assert gone.status_code == 410 and "no longer available" in gone.text
     assert hcp_side.get(f"/shared/{share}/pages/1.jpg").status_code == 404

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from parcours.activities.models import Activity
 from parcours.consent import service as consent
+from parcours.content import review as content_review
 from parcours.content import service as content
 from parcours.content.models import ContentVersion
 from parcours.core import db, jobs
@@ -131,7 +132,7 @@ def test_a_template_withdrawn_after_queueing_is_not_sent(scene, smtp_server):
     with db.new_session() as session, session.begin():
         admin = session.get(User, scene.mlr.admin.id)
         with acting(session, admin):
-            content.withdraw(session, admin, scene.template_id, "Claim no longer supported.")
+            content_review.withdraw(session, admin, scene.template_id, "Claim no longer supported.")
     jobs.run_pending()
     assert smtp_server.envelopes == []
     refused = scene.message(queued.id)

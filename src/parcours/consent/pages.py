@@ -18,7 +18,16 @@ from parcours.core import audit, i18n
 from parcours.core.deps import PageUser, SessionDep, require
 from parcours.core.errors import DomainError, Invalid, NotFound
 from parcours.core.models import User
-from parcours.web.pages import Form, flash, form_text, is_id, redirect, translate_message
+from parcours.web.pages import (
+    Form,
+    flash,
+    form_errors,
+    form_text,
+    is_id,
+    redirect,
+    register_messages,
+    translate_message,
+)
 from parcours.web.render import language, render, templates
 
 router = APIRouter()
@@ -73,19 +82,15 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
 )
 
 
+register_messages("consent", _MESSAGES)
+
+
 def _message(lang: str, message: str) -> str:
-    for needle, key in _MESSAGES:
-        if needle in message:
-            return i18n.translate(lang, key)
-    return translate_message(lang, message)
+    return translate_message(lang, message, "consent")
 
 
 def _errors(request: Request, exc: DomainError) -> dict[str, str]:
-    lang = language(request)
-    errors: dict[str, str] = {}
-    for err in exc.errors or [{"field": "_form", "message": exc.detail}]:
-        errors.setdefault(err.get("field") or "_form", _message(lang, err["message"]))
-    return errors
+    return form_errors(request, exc, "consent")
 
 
 def _all_texts(session) -> list[ConsentText]:

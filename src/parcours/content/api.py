@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
-from parcours.content import clm, service
+from parcours.content import clm, review, service, storage
 from parcours.content.schemas import (
     CommentCreate,
     CommentRead,
@@ -48,7 +48,7 @@ def version_detail(session, version) -> VersionDetail:
                 for c in checks
             ],
             "comments": [
-                CommentRead.model_validate(c) for c in service.comments(session, version.id)
+                CommentRead.model_validate(c) for c in review.comments(session, version.id)
             ],
         }
     )
@@ -213,7 +213,7 @@ def submit(version_id: int, user: ApiUser, session: SessionDep):
 
 @router.post("/content-versions/{version_id}/comments", response_model=CommentRead, status_code=201)
 def comment(version_id: int, body: CommentCreate, user: ApiUser, session: SessionDep):
-    return service.add_comment(session, user, version_id, body.body, body.page)
+    return review.add_comment(session, user, version_id, body.body, body.page)
 
 
 @router.post(
@@ -223,7 +223,7 @@ def sign(version_id: int, body: SignatureCreate, user: ApiUser, session: Session
     """Approve or reject as your MLR role; your password signs, bound to the version's hash."""
     try:
         with session.begin_nested():
-            return service.sign(
+            return review.sign(
                 session,
                 user,
                 version_id,
@@ -231,15 +231,15 @@ def sign(version_id: int, body: SignatureCreate, user: ApiUser, session: Session
                 decision=body.decision,
                 comment=body.comment,
             )
-    except service.WrongPassword:
-        service.count_wrong_password(session, user)
+    except review.WrongPassword:
+        review.count_wrong_password(session, user)
         session.commit()  # the count survives the error response
         raise
 
 
 @router.post("/content-versions/{version_id}/withdraw", response_model=VersionRead)
 def withdraw(version_id: int, body: Withdrawal, user: ApiUser, session: SessionDep):
-    return service.withdraw(session, user, version_id, body.reason)
+    return review.withdraw(session, user, version_id, body.reason)
 
 
 @router.get("/content-versions/{version_id}/diff", response_model=list[DiffPage])
@@ -251,11 +251,11 @@ def diff(version_id: int, user: ApiUser, session: SessionDep, against: int | Non
     old = (
         service.get_version(session, user, against)
         if against
-        else service.previous_version(session, new, user)
+        else review.previous_version(session, new, user)
     )
     if old is None or old.content_id != new.content_id:
         raise NotFound("There is no earlier version of this content to compare with.")
-    return service.diff(session, old, new)
+    return review.diff(session, old, new)
 
 
 @router.get("/content-versions/{version_id}/status")
@@ -267,8 +267,8 @@ def version_status(version_id: int, user: ApiUser, session: SessionDep):
 @router.get("/content-versions/{version_id}/pages/{page}.jpg", response_class=FileResponse)
 def page_image(version_id: int, page: int, user: ApiUser, session: SessionDep, thumb: bool = False):
     version = service.get_version(session, user, version_id)
-    path = service.page_image(version, page, thumb=thumb)
-    return FileResponse(path, media_type="image/jpeg", headers=service.FILE_HEADERS)
+    path = storage.page_image(version, page, thumb=thumb)
+    return FileResponse(path, media_type="image/jpeg", headers=storage.FILE_HEADERS)
 
 
 @router.get("/activities/{activity_id}/content", response_model=list[VersionRead])

@@ -10,7 +10,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from parcours.content import service
+from parcours.content import service, storage
 from parcours.content.models import ContentVersion
 from parcours.core.deps import PageUser, SessionDep, page_user
 from parcours.core.errors import NotFound
@@ -39,8 +39,8 @@ EMAIL_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'
 
 def _image(session, user: User, version_id: int, page: int, thumb: bool) -> FileResponse:
     version = service.get_version(session, user, version_id)
-    path = service.page_image(version, page, thumb=thumb)
-    return FileResponse(path, media_type="image/jpeg", headers=service.FILE_HEADERS)
+    path = storage.page_image(version, page, thumb=thumb)
+    return FileResponse(path, media_type="image/jpeg", headers=storage.FILE_HEADERS)
 
 
 @router.get("/content/versions/{version_id}/pages/{page}.jpg")
@@ -56,11 +56,11 @@ def thumb_image(version_id: int, page: int, user: PageUser, session: SessionDep)
 @router.get("/content/versions/{version_id}/original")
 def original(version_id: int, user: PageUser, session: SessionDep):
     version = service.get_version(session, user, version_id)
-    path = service.original_path(version)
+    path = storage.original_path(version)
     if not path.is_file():
         raise NotFound("The file of this version is missing.")
     inline = version.kind in ("video", "image", "pdf", "email")
-    headers = dict(service.FILE_HEADERS)
+    headers = dict(storage.FILE_HEADERS)
     if version.kind == "email":  # shown as it will be read: no script, no request out
         headers["Content-Security-Policy"] = EMAIL_CSP
     return FileResponse(
@@ -121,7 +121,7 @@ def site_file(request: Request, version_id: int, path: str, session: SessionDep)
     version = service.get_version(session, user, version_id)
     if version.kind != "html5" or version.render_state != "ready":
         raise NotFound("This version is not an HTML5 package.")
-    root = (service.version_dir(version.id) / "site").resolve()
+    root = (storage.version_dir(version.id) / "site").resolve()
     try:
         target = (root / (path or "index.html")).resolve()
     except (OSError, ValueError) as exc:
@@ -132,7 +132,7 @@ def site_file(request: Request, version_id: int, path: str, session: SessionDep)
         raise NotFound("This file is not part of the package.")
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     headers = {
-        **service.FILE_HEADERS,
+        **storage.FILE_HEADERS,
         "Content-Security-Policy": SITE_CSP,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",

@@ -16,8 +16,9 @@ from starlette.datastructures import FormData, UploadFile
 
 from parcours.accounts import service as accounts
 from parcours.accounts.models import Product
-from parcours.content import clm, service
+from parcours.content import clm, review, service
 from parcours.content.api import receive
+from parcours.content.messages import CONTENT_MESSAGES
 from parcours.content.models import CONTENT_TYPES, REVIEW_ROLES, STATES, Content, ContentVersion
 from parcours.core.deps import PageUser, SessionDep, require
 from parcours.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -26,12 +27,15 @@ from parcours.core.models import Role, User
 from parcours.web.pages import (
     Form,
     flash,
+    form_errors,
     form_text,
     is_id,
     redirect,
+    register_messages,
     translate_message,
     user_names,
 )
+from parcours.web.pages import message_key as web_message_key
 from parcours.web.render import is_htmx, language, render, templates
 
 router = APIRouter()
@@ -50,71 +54,21 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 ENDED = ("approved", "rejected", "expired", "withdrawn", "superseded")
 STATS_ROLES = (Role.admin, Role.marketing, Role.manager)
 
-# The services write English; other languages get these catalogue messages instead.
-_MESSAGES: tuple[tuple[str, str], ...] = (
-    ("Give the content a title", "content.err.title"),
-    ("The title is at most", "content.err.title_long"),
-    ("The description is at most", "content.err.description_long"),
-    ("Choose promotional, medical or training", "content.err.content_type"),
-    ("Choose a language among", "content.err.language"),
-    ("Choose at least one country", "content.err.countries"),
-    ("Countries are two-letter codes", "content.err.countries"),
-    ("Choose at least one product", "content.err.products"),
-    ("Unknown product", "content.err.products"),
-    ("specialties", "content.err.audience"),
-    ("key messages are short texts", "content.err.key_messages"),
-    ("At most 30 key messages", "content.err.key_messages_many"),
-    ("is not one of this content's key messages", "content.err.page_message"),
-    ("Required reviewers are among", "content.err.required_roles"),
-    ("The expiry date comes after", "content.err.dates"),
-    ("Give the expiry date", "content.err.date_missing"),
-    ("Give a date", "content.err.date"),
-    ("The change note is at most", "content.err.change_note_long"),
-    ("Global content", "content.err.parent"),
-    ("is empty.", "content.err.file_empty"),
-    ("MB limit", "content.err.file_large"),
-    ("MB; the limit is", "content.err.file_large"),
-    ("encrypted or in the old .ppt", "content.err.file_ppt"),
-    ("password-protected", "content.err.file_password"),
-    ("damaged and cannot be opened", "content.err.file_damaged"),
-    ("is not accepted", "content.err.file_type"),
-    ("not accepted: upload", "content.err.file_type"),
-    ("zip bomb", "content.err.file_bomb"),
-    ("escapes its folder", "content.err.file_escape"),
-    ("needs an index.html", "content.err.file_index"),
-    ("compression method", "content.err.file_compression"),
-    ("has no pages", "content.err.file_no_pages"),
-    ("has no slides", "content.err.file_no_pages"),
-    ("pages; the limit is", "content.err.file_pages"),
-    ("slides; the limit is", "content.err.file_pages"),
-    ("could not be converted", "content.err.file_convert"),
-    ("still a draft or in review", "content.err.version_open"),
-    ("still being prepared", "content.err.not_ready"),
-    ("stored file", "content.err.file_changed"),
-    ("Only a draft can be changed", "content.err.not_draft"),
-    ("not a draft", "content.err.not_draft"),
-    ("This is not your password", "content.err.password"),
-    ("Choose approve or reject", "content.err.decision"),
-    ("Say why you reject", "content.err.reject_reason"),
-    ("already has a", "content.err.already_signed"),
-    ("not in review", "content.err.not_in_review"),
-    ("Say why this content is withdrawn", "content.err.withdraw_reason"),
-    ("The reason is at most", "content.err.reason_long"),
-    ("Write a comment", "content.err.comment_empty"),
-    ("A comment is at most", "content.err.comment_long"),
-    ("Comments are taken", "content.err.comment_closed"),
-)
+
+register_messages("content", CONTENT_MESSAGES)
 
 
 def message_key(message: str) -> str | None:
-    return next((key for needle, key in _MESSAGES if needle in message), None)
+    return web_message_key(message, "content")
+
+
+def _domain(lang: str) -> str | None:
+    # English readers keep the services' own wording, more precise than the catalogue's
+    return None if lang == "en" else "content"
 
 
 def _message(lang: str, message: str) -> str:
-    key = message_key(message)
-    if lang != "en" and key:
-        return translate(lang, key)
-    return translate_message(lang, message)
+    return translate_message(lang, message, _domain(lang))
 
 
 templates.env.globals["content_message"] = _message
@@ -122,12 +76,7 @@ templates.env.globals["content_message"] = _message
 
 def field_errors(request: Request, exc: DomainError, fields: tuple[str, ...]) -> dict[str, str]:
     """Field → message in the user's language; a field the form does not show goes on top."""
-    lang = language(request)
-    errors: dict[str, str] = {}
-    for err in exc.errors or [{"field": "_form", "message": exc.detail}]:
-        name = err.get("field") or "_form"
-        errors.setdefault(name if name in fields else "_form", _message(lang, err["message"]))
-    return errors
+    return form_errors(request, exc, _domain(language(request)), fields)
 
 
 def _keys(request: Request, keys: dict[str, str]) -> dict[str, str]:
@@ -595,7 +544,7 @@ def withdraw(request: Request, version_id: int, user: PageUser, session: Session
     reason = _raw(form, "reason")
     try:
         with session.begin_nested():
-            service.withdraw(session, user, version_id, reason)
+            review.withdraw(session, user, version_id, reason)
     except Invalid as exc:
         version = service.get_version(session, user, version_id)
         ctx = version_context(

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from fastapi import APIRouter, Request
 
-from parcours.content import service
+from parcours.content import review, service
 from parcours.content.models import ContentVersion
 from parcours.content.pages import _raw, field_errors, product_names
 from parcours.core.deps import PageUser, SessionDep, require
@@ -34,7 +34,7 @@ def review_inbox(request: Request, user: PageUser, session: SessionDep):
     """Versions waiting for this reviewer's role, oldest first."""
     if user.role != Role.reviewer:
         return redirect("/content")
-    items = service.review_inbox(session, user)
+    items = review.review_inbox(session, user)
     ctx = {
         "items": items,
         "authors": user_names(session, [v.created_by for v in items]),
@@ -52,14 +52,14 @@ SIGN_FIELDS = ("decision", "comment", "password")
 
 
 def review_context(session, user: User, version: ContentVersion, **extra) -> dict:
-    comments = service.comments(session, version.id)
+    comments = review.comments(session, version.id)
     by_page: dict[int | None, list] = defaultdict(list)
     for c in comments:
         by_page[c.page].append(c)
-    previous = service.previous_version(session, version, user)
+    previous = review.previous_version(session, version, user)
     changes = None
     if previous is not None:
-        changes = [d for d in service.diff(session, previous, version) if d["status"] != "same"]
+        changes = [d for d in review.diff(session, previous, version) if d["status"] != "same"]
     checks = service.check_signatures(session, version)
     mine = [c for c in checks if c.signature.signer_id == user.id]
     signed_role = any(c.valid and c.signature.role == user.review_role for c in checks)
@@ -108,11 +108,11 @@ def add_comment(request: Request, version_id: int, user: PageUser, session: Sess
     errors: dict[str, str] = {}
     try:
         with session.begin_nested():
-            service.add_comment(session, user, version_id, body, page)
+            review.add_comment(session, user, version_id, body, page)
     except (Invalid, Conflict) as exc:
         errors = field_errors(request, exc, ("body",))
     if is_htmx(request):
-        comments = [c for c in service.comments(session, version_id) if c.page == page]
+        comments = [c for c in review.comments(session, version_id) if c.page == page]
         ctx = {
             "v": version,
             "number": page,
@@ -141,7 +141,7 @@ def sign(request: Request, version_id: int, user: PageUser, session: SessionDep,
     values = {"decision": form_text(form, "decision"), "comment": _raw(form, "comment")}
     try:
         with session.begin_nested():
-            service.sign(
+            review.sign(
                 session,
                 user,
                 version_id,
@@ -150,8 +150,8 @@ def sign(request: Request, version_id: int, user: PageUser, session: SessionDep,
                 comment=values["comment"],
             )
     except (Invalid, Conflict, TooMany) as exc:
-        if isinstance(exc, service.WrongPassword):
-            service.count_wrong_password(session, user)
+        if isinstance(exc, review.WrongPassword):
+            review.count_wrong_password(session, user)
         session.refresh(version)
         errors = field_errors(request, exc, SIGN_FIELDS)
         ctx = review_context(session, user, version, sign_values=values, sign_errors=errors)

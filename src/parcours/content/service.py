@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import delete, event, func, select, update
@@ -25,14 +24,13 @@ from parcours.content.models import (
     ReviewComment,
     Signature,
 )
-from parcours.core import audit, jobs
-from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound, TooMany
+from parcours.content.storage import file_hash, original_path, version_dir
+from parcours.core import jobs
+from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
 from parcours.core.models import Role, User
-from parcours.core.security import verify_password
-from parcours.core.settings import Settings, get_settings
+from parcours.core.settings import get_settings
 
 BUILDERS = (Role.admin, Role.marketing)
-EXT = {"pdf": ".pdf", "pptx": ".pptx", "html5": ".zip", "email": ".html"}
 EDITABLE = (
     "title",
     "description",
@@ -71,56 +69,6 @@ def today() -> date:
     from parcours.activities.service import local_today
 
     return local_today()
-
-
-# ---------------------------------------------------------------- storage
-
-
-def version_dir(version_id: int, settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).content_dir / str(version_id)
-
-
-def original_path(version: ContentVersion) -> Path:
-    ext = EXT.get(version.kind) or Path(version.filename).suffix.lower()[:8]
-    return version_dir(version.id) / f"original{ext}"
-
-
-# version files never change once written: the browser may keep them, but only for this user
-FILE_HEADERS = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"}
-
-
-def page_image(version: ContentVersion, page: int, *, thumb: bool = False) -> Path:
-    if version.render_state != "ready" or not 1 <= page <= version.page_count:
-        raise NotFound(f"This version has no rendered page {page}.")
-    path = version_dir(version.id) / ("thumbs" if thumb else "pages") / f"{page:04d}.jpg"
-    if not path.is_file():
-        raise NotFound(f"This version has no image for page {page}.")
-    return path
-
-
-_hash_cache: dict[Path, tuple[tuple[int, ...], str]] = {}
-
-
-def file_hash(path: Path) -> str | None:
-    """sha256 of a file's bytes, cached by its stat so hot checks don't reread decks.
-
-    The key holds ctime and inode besides size and mtime: mtime can be set back after
-    an edit (touch -r), ctime cannot, so a rewrite in place is always read again.
-    """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    cached = _hash_cache.get(path)
-    if cached and cached[0] == key:
-        return cached[1]
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    _hash_cache[path] = (key, h.hexdigest())
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- visibility
@@ -350,24 +298,6 @@ def library(
     return out
 
 
-def review_inbox(session: Session, user: User) -> list[ContentVersion]:
-    """Versions in review that still wait for this reviewer's role."""
-    if user.role != Role.reviewer or not user.review_role:
-        return []
-    out = []
-    for v in session.scalars(
-        select(ContentVersion)
-        .where(ContentVersion.state == "in_review")
-        .order_by(ContentVersion.submitted_at)
-    ):
-        if user.review_role not in (v.required_roles or []):
-            continue
-        signed = {s.role for s in signatures(session, v.id)}
-        if user.review_role not in signed:
-            out.append(v)
-    return out
-
-
 # ---------------------------------------------------------------- building
 
 
@@ -587,7 +517,7 @@ def discard_draft(session: Session, user: User, version_id: int) -> int | None:
         raise Conflict("Its pages are being prepared: discard it once that is done.", field="state")
     content_id = version.content_id
     folder = version_dir(version.id)
-    for row in comments(session, version.id):
+    for row in session.scalars(select(ReviewComment).where(ReviewComment.version_id == version.id)):
         session.delete(row)
     session.execute(delete(ContentPage).where(ContentPage.version_id == version.id))
     session.delete(version)
@@ -626,288 +556,9 @@ def submit_for_review(session: Session, user: User, version_id: int) -> ContentV
     return version
 
 
-def add_comment(
-    session: Session, user: User, version_id: int, body: str, page: int | None = None
-) -> ReviewComment:
-    if user.role not in (Role.reviewer, *BUILDERS):
-        raise Forbidden("Only reviewers and the content's builders comment.")
-    version = get_version(session, user, version_id)
-    if version.state not in ("in_review", "draft"):
-        raise Conflict("Comments are taken while a version is a draft or in review.", field="state")
-    body = (body or "").strip()
-    if not body:
-        raise Invalid("Write a comment.", field="body")
-    if len(body) > 5000:
-        raise Invalid("A comment is at most 5,000 characters.", field="body")
-    if page is not None and not (1 <= page <= max(version.page_count, 1)):
-        raise Invalid(f"This version has pages 1 to {version.page_count}.", field="page")
-    comment = ReviewComment(
-        version_id=version.id, page=page, author_id=user.id, role=user.review_role, body=body
-    )
-    session.add(comment)
-    session.flush()
-    return comment
-
-
-def comments(session: Session, version_id: int) -> list[ReviewComment]:
-    return list(
-        session.scalars(
-            select(ReviewComment)
-            .where(ReviewComment.version_id == version_id)
-            .order_by(ReviewComment.page.nulls_first(), ReviewComment.id)
-        )
-    )
-
-
-class WrongPassword(Invalid):
-    """A signing attempt with a wrong password: the failure count must still be committed."""
-
-
-def count_wrong_password(session: Session, user: User) -> None:
-    """A wrong signing password counts like a failed login (lock-out included).
-
-    Called by the routes outside the failed attempt's savepoint, so the count is kept.
-    """
-    settings = get_settings()
-    user.failed_logins = (user.failed_logins or 0) + 1
-    if user.failed_logins >= settings.login_max_failures:
-        user.locked_until = _now() + timedelta(seconds=settings.login_lockout_s)
-        user.failed_logins = 0
-        audit.note(session, "users", str(user.id), "lock", "locked after wrong signing passwords")
-    session.flush()
-
-
-MEANINGS = {
-    "approved": "Approved as {role} reviewer",
-    "rejected": "Rejected as {role} reviewer",
-}
-
-
-def sign(
-    session: Session,
-    user: User,
-    version_id: int,
-    *,
-    password: str,
-    decision: str,
-    comment: str | None = None,
-) -> Signature:
-    """An MLR decision signed with the reviewer's password, bound to the version's hash."""
-    if user.role != Role.reviewer or user.review_role not in REVIEW_ROLES:
-        raise Forbidden("Only MLR reviewers sign content.")
-    if decision not in MEANINGS:
-        raise Invalid("Choose approve or reject.", field="decision")
-    version = get_version(session, user, version_id, for_update=True)
-    if version.state != "in_review":
-        raise Conflict(
-            f"This version is {version.state.replace('_', ' ')}, not in review.", field="state"
-        )
-    role = user.review_role
-    if role not in (version.required_roles or []):
-        raise Forbidden(f"This version does not need a {role} review.")
-    comment = (comment or "").strip() or None
-    if decision == "rejected" and not comment:
-        raise Invalid("Say why you reject this version.", field="comment")
-    if comment and len(comment) > 5000:
-        raise Invalid("A comment is at most 5,000 characters.", field="comment")
-    if user.locked_until and user.locked_until > _now():
-        raise TooMany(
-            "Too many wrong passwords: signing is locked for a few minutes.", field="password"
-        )
-    if not password or not verify_password(user.password_hash, password):
-        raise WrongPassword("This is not your password; nothing was signed.", field="password")
-    user.failed_logins = 0
-    current = file_hash(original_path(version))
-    if current != version.sha256:
-        raise Conflict(
-            "The stored file no longer matches the uploaded bytes; it cannot be signed.",
-            field="file",
-        )
-    checks = check_signatures(session, version)
-    if any(c.signature.role == role and c.valid for c in checks):
-        raise Conflict(f"This version already has a {role} signature.", field="decision")
-    if any(c.signature.signer_id == user.id for c in checks):
-        raise Conflict(
-            "You already signed this version (one person signs for one role).", field="decision"
-        )
-    sig = Signature(
-        version_id=version.id,
-        signer_id=user.id,
-        printed_name=user.full_name,
-        role=role,
-        decision=decision,
-        meaning=MEANINGS[decision].format(role=role),
-        comment=comment,
-        signed_hash=manifest_hash(session, version, current),
-        signed_at=_now(),
-    )
-    session.add(sig)
-    session.flush()
-    if decision == "rejected":
-        version.state = "rejected"
-        version.decided_at = _now()
-    else:
-        approved = {
-            c.signature.role for c in checks if c.valid and c.signature.decision == "approved"
-        }
-        approved.add(role)
-        if set(version.required_roles or []) <= approved:
-            _approve(session, version)
-    session.flush()
-    return sig
-
-
-def _approve(session: Session, version: ContentVersion) -> None:
-    version.state = "approved"
-    version.decided_at = _now()
-    if version.valid_from <= today():
-        supersede_older(session, version)
-
-
-def supersede_older(session: Session, version: ContentVersion) -> None:
-    """A newer approved version in force retires the older approved ones of its item.
-
-    A version approved ahead of its start date leaves the current one in use until then
-    (the worker's daily duty calls this when the day comes).
-    """
-    for older in session.scalars(
-        select(ContentVersion).where(
-            ContentVersion.content_id == version.content_id,
-            ContentVersion.number < version.number,
-            ContentVersion.state == "approved",
-        )
-    ):
-        older.state = "superseded"
-        older.ended_at = _now()
-        older.end_reason = f"Replaced by version {version.number}"
-
-
-def withdraw(session: Session, user: User, version_id: int, reason: str) -> ContentVersion:
-    """An admin takes approved content out of use at once (invariant 2)."""
-    if user.role != Role.admin:
-        raise Forbidden("Only an admin withdraws content.")
-    version = get_version(session, user, version_id, for_update=True)
-    if version.state != "approved":
-        raise Conflict(
-            f"This version is {version.state.replace('_', ' ')}; only approved "
-            "content is withdrawn.",
-            field="state",
-        )
-    reason = (reason or "").strip()
-    if not reason:
-        raise Invalid("Say why this content is withdrawn.", field="reason")
-    if len(reason) > 2000:
-        raise Invalid("The reason is at most 2,000 characters.", field="reason")
-    version.state = "withdrawn"
-    version.ended_at = _now()
-    version.ended_by = user.id
-    version.end_reason = reason
-    session.flush()
-    return version
-
-
-def supersede_due(session: Session, day: date | None = None) -> int:
-    """Approved versions whose start date has come retire the older approved ones."""
-    day = day or today()
-    n = 0
-    newest: dict[int, ContentVersion] = {}
-    for v in session.scalars(
-        select(ContentVersion)
-        .where(ContentVersion.state == "approved", ContentVersion.valid_from <= day)
-        .order_by(ContentVersion.content_id, ContentVersion.number)
-    ):
-        newest[v.content_id] = v
-    for v in newest.values():
-        before = session.scalar(
-            select(func.count()).where(
-                ContentVersion.content_id == v.content_id,
-                ContentVersion.state == "approved",
-                ContentVersion.number < v.number,
-            )
-        )
-        if before:
-            supersede_older(session, v)
-            n += before
-    session.flush()
-    return n
-
-
-def expire_due(session: Session, day: date | None = None) -> int:
-    """Approved versions past their expiry date become expired (the worker runs this)."""
-    day = day or today()
-    n = 0
-    for v in session.scalars(
-        select(ContentVersion)
-        .where(ContentVersion.state == "approved", ContentVersion.valid_until < day)
-        .with_for_update()
-    ):
-        v.state = "expired"
-        v.ended_at = _now()
-        v.end_reason = f"Expired on {v.valid_until.isoformat()}"
-        n += 1
-    session.flush()
-    return n
-
-
 # ---------------------------------------------------------------- rendering (worker side)
 
 
 def set_render_progress(session: Session, version_id: int, **values) -> None:
     # Core UPDATE, not the ORM: progress ticks are not business changes for the audit trail.
     session.execute(update(ContentVersion).where(ContentVersion.id == version_id).values(**values))
-
-
-def diff(session: Session, old: ContentVersion, new: ContentVersion) -> list[dict]:
-    """Text differences page by page between two versions, for re-review."""
-    a = {p.number: p.text for p in pages(session, old.id)}
-    b = {p.number: p.text for p in pages(session, new.id)}
-    out = []
-    for n in range(1, max([0, *a, *b]) + 1):
-        before, after = a.get(n), b.get(n)
-        if before is None:
-            status = "added"
-        elif after is None:
-            status = "removed"
-        else:
-            status = "same" if before == after else "changed"
-        lines = []
-        if status != "same":
-            sm = difflib.SequenceMatcher(
-                None, (before or "").split(), (after or "").split(), autojunk=False
-            )
-            for op, i1, i2, j1, j2 in sm.get_opcodes():
-                words_a = " ".join((before or "").split()[i1:i2])
-                words_b = " ".join((after or "").split()[j1:j2])
-                if op == "equal":
-                    lines.append(("same", words_a))
-                else:
-                    if words_a:
-                        lines.append(("del", words_a))
-                    if words_b:
-                        lines.append(("add", words_b))
-        out.append({"page": n, "status": status, "parts": lines})
-    return out
-
-
-def previous_version(
-    session: Session, version: ContentVersion, user: User | None = None
-) -> ContentVersion | None:
-    """The latest rendered version before this one (that the user may see, if given)."""
-    rows = session.scalars(
-        select(ContentVersion)
-        .where(
-            ContentVersion.content_id == version.content_id,
-            ContentVersion.number < version.number,
-            ContentVersion.render_state == "ready",
-        )
-        .order_by(ContentVersion.number.desc())
-    )
-    return next((v for v in rows if user is None or can_see(session, user, v)), None)
-
-
-def counts_by_state(session: Session) -> dict[str, int]:
-    return dict(
-        session.execute(
-            select(ContentVersion.state, func.count()).group_by(ContentVersion.state)
-        ).all()
-    )

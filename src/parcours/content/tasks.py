@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from parcours.content import render, service
+from parcours.content import render, review, service, storage
 from parcours.content.models import ContentPage, ContentVersion
 from parcours.core import audit, jobs
 from parcours.core.db import new_session
@@ -49,8 +49,8 @@ def _render(version_id: int, open_session) -> None:
         version = session.get(ContentVersion, version_id)
         if version is None or version.render_state == "ready":
             return
-        kind, original = version.kind, service.original_path(version)
-    out_dir = service.version_dir(version_id)
+        kind, original = version.kind, storage.original_path(version)
+    out_dir = storage.version_dir(version_id)
     with open_session() as session:
         service.set_render_progress(
             session, version_id, render_state="rendering", render_done=0, render_error=None
@@ -108,8 +108,8 @@ def _render(version_id: int, open_session) -> None:
 def expire_content() -> None:
     with new_session() as session, session.begin():
         audit.bind_actor(session, None, "worker")
-        n = service.expire_due(session)
-        service.supersede_due(session)
+        n = review.expire_due(session)
+        review.supersede_due(session)
     if n:
         log.info("%d content version(s) expired", n)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from parcours.accounts import service as accounts
-from parcours.content import service as content
+from parcours.content import storage as content_storage
 from parcours.content.player import Body as RawBody
 from parcours.core.deps import ApiUser, SessionDep, require
 from parcours.core.errors import Invalid
@@ -24,7 +24,7 @@ router = APIRouter()
 
 def template_tokens(version) -> list[str]:
     """The tokens an approved template uses, in order (its file is locked once signed)."""
-    html = content.original_path(version).read_text(encoding="utf-8")
+    html = content_storage.original_path(version).read_text(encoding="utf-8")
     return list(dict.fromkeys(templating.TOKEN.findall(html)))
 
 

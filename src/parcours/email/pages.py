@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 from parcours.accounts import service as accounts
 from parcours.accounts.models import Account
 from parcours.content import service as content
+from parcours.content import storage as content_storage
 from parcours.content.models import ContentVersion
 from parcours.core import audit, i18n
 from parcours.core.deps import PageUser, SessionDep, require, writes_on_get
@@ -28,7 +29,14 @@ from parcours.core.settings import get_settings
 from parcours.email import service
 from parcours.email.api import template_tokens
 from parcours.email.models import EmailMessage
-from parcours.web.pages import Form, form_text, is_id, redirect, translate_message
+from parcours.web.pages import (
+    Form,
+    form_text,
+    is_id,
+    redirect,
+    register_messages,
+    translate_message,
+)
 from parcours.web.render import language, render, templates
 
 router = APIRouter()
@@ -65,6 +73,7 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
     ("Choose an approved template", "email.err.template"),
     ("Email template", "email.err.template"),
 )
+register_messages("email", _MESSAGES)
 _FREQUENCY = re.compile(r"already has (\d+) .* last (\d+) days \(at most (\d+)\)")
 _UNKNOWN = re.compile(r"^(.+) is not something a rep fills")
 
@@ -75,10 +84,7 @@ def message_text(lang: str, message: str) -> str:
         return i18n.translate(lang, "email.reason.frequency", n=m[1], days=m[2], most=m[3])
     if m := _UNKNOWN.search(message):
         return i18n.translate(lang, "email.err.unknown", field=m[1][:40])
-    for needle, key in _MESSAGES:
-        if needle in message:
-            return i18n.translate(lang, key)
-    return translate_message(lang, message)
+    return translate_message(lang, message, "email")
 
 
 def lab_name() -> str:
@@ -305,7 +311,7 @@ def shared_page(token: str, page: int, session: SessionDep):
     _message, version = _shared(session, token)
     if version is None:
         raise NotFound("This content is no longer available.")
-    path = content.page_image(version, page)
+    path = content_storage.page_image(version, page)
     return FileResponse(path, media_type="image/jpeg", headers=NO_STORE)
 
 

@@ -26,6 +26,7 @@ from parcours.activities.models import Activity, Attendee
 from parcours.consent import service as consent
 from parcours.consent.models import ConsentRecord
 from parcours.content import service as content
+from parcours.content import storage as content_storage
 from parcours.content.models import ContentVersion
 from parcours.core import jobs
 from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -216,7 +217,7 @@ def _values(session: Session, user: User, version: ContentVersion, raw: dict) ->
 
 
 def _template_html(version: ContentVersion) -> str:
-    return content.original_path(version).read_text(encoding="utf-8")
+    return content_storage.original_path(version).read_text(encoding="utf-8")
 
 
 def compose(

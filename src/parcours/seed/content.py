@@ -108,7 +108,7 @@ def deck(path: Path, brand: str, area: str, messages: tuple[str, ...], lang: str
 
 def run(engine: Engine, password: str, today: date | None = None) -> dict:
     """Add reviewers, reps' products and demo decks; renders through the real converters."""
-    from parcours.content import service, tasks
+    from parcours.content import review, service, tasks
 
     today = today or date.today()
     made = {"approved": 0, "in_review": 0, "draft": 0, "expired": 0}
@@ -175,9 +175,9 @@ def run(engine: Engine, password: str, today: date | None = None) -> dict:
             service.submit_for_review(session, marketing, version.id)
             signers = reviewers[:1] if state == "in_review" else reviewers
             for reviewer in signers:
-                service.sign(session, reviewer, version.id, password=password, decision="approved")
+                review.sign(session, reviewer, version.id, password=password, decision="approved")
             if state == "expired":
-                service.expire_due(session, today + timedelta(days=1))
+                review.expire_due(session, today + timedelta(days=1))
 
         for n, (code, brand, area, messages) in enumerate(PRODUCTS[:4]):
             if code not in products:
@@ -216,7 +216,7 @@ def run(engine: Engine, password: str, today: date | None = None) -> dict:
             tasks.render_with(session, version.id)
             service.submit_for_review(session, marketing, version.id)
             for reviewer in reviewers:
-                service.sign(session, reviewer, version.id, password=password, decision="approved")
+                review.sign(session, reviewer, version.id, password=password, decision="approved")
             made["email"] = made.get("email", 0) + 1
         session.commit()
     return made

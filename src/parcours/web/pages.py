@@ -111,25 +111,44 @@ _MESSAGE_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
-def message_key(message: str) -> str | None:
-    for needle, key in _MESSAGE_KEYS:
+# Each domain's own services' messages, looked up before the shared ones above: the same
+# words ("Unknown product") may need another key in another domain.
+_DOMAIN_MESSAGE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def register_messages(domain: str, pairs: tuple[tuple[str, str], ...]) -> None:
+    """Catalogue keys for the English messages of one domain's services."""
+    _DOMAIN_MESSAGE_KEYS[domain] = tuple(pairs)
+
+
+def message_key(message: str, domain: str | None = None) -> str | None:
+    for needle, key in (*_DOMAIN_MESSAGE_KEYS.get(domain or "", ()), *_MESSAGE_KEYS):
         if needle in message:
             return key
     return None
 
 
-def translate_message(lang: str, message: str) -> str:
+def translate_message(lang: str, message: str, domain: str | None = None) -> str:
     """A service message in lang when the catalogue knows it, else as written."""
-    key = message_key(message)
+    key = message_key(message, domain)
     return i18n.translate(lang, key) if key else message
 
 
-def form_errors(request: Request, exc: DomainError) -> dict[str, str]:
-    """Field → message (in the user's language) from a domain error, for a re-rendered form."""
+def form_errors(
+    request: Request,
+    exc: DomainError,
+    domain: str | None = None,
+    fields: tuple[str, ...] | None = None,
+) -> dict[str, str]:
+    """Field → message (in the user's language) from a domain error, for a re-rendered form;
+    with fields, an error on a field the form does not show goes on top (_form)."""
     lang = language(request)
     errors: dict[str, str] = {}
     for err in exc.errors or [{"field": "_form", "message": exc.detail}]:
-        errors.setdefault(err.get("field") or "_form", translate_message(lang, err["message"]))
+        name = err.get("field") or "_form"
+        if fields is not None and name not in fields:
+            name = "_form"
+        errors.setdefault(name, translate_message(lang, err["message"], domain))
     return errors
 
 
