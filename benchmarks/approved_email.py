@@ -70,7 +70,7 @@ def main() -> None:
 
     from content_factories import acting, build_mlr
     from email_factories import PHRASES, approved_email_template
-    from factories import create_hcp, migrate
+    from factories import migrate
 
     class Count:
         def __init__(self):
@@ -100,40 +100,10 @@ def main() -> None:
         text = consent.add_text(
             session, mlr.marketing, "email-optin", "en", "I agree to receive emails from the lab."
         )
-        hcp_ids = []
-        for i in range(args.messages):
-            hcp = create_hcp(session, mlr.territory, last_name=f"Bench{i}")
-            hcp.emails = [f"hcp{i}@chu-bench.fr"]
-            session.add(
-                consent.ConsentRecord(
-                    account_id=hcp.id,
-                    channel="email",
-                    status="opted_in",
-                    source="import",
-                    text_id=text.id,
-                    captured_at=datetime.now(UTC) - timedelta(days=1),
-                    proof="bench import",
-                )
-            )
-            hcp_ids.append(hcp.id)
+        hcp_ids = [consented(session, mlr, text, f"hcp{i}") for i in range(args.messages)]
         rep_id, template_id = mlr.rep.id, template.id
         marketing_id = mlr.marketing.id
-        campaign_hcps = []
-        for i in range(args.campaign):
-            hcp = create_hcp(session, mlr.territory, last_name=f"Campaign{i}")
-            hcp.emails = [f"c{i}@chu-bench.fr"]
-            session.add(
-                consent.ConsentRecord(
-                    account_id=hcp.id,
-                    channel="email",
-                    status="opted_in",
-                    source="import",
-                    text_id=text.id,
-                    captured_at=datetime.now(UTC) - timedelta(days=1),
-                    proof="bench import",
-                )
-            )
-            campaign_hcps.append(hcp.id)
+        campaign_hcps = [consented(session, mlr, text, f"c{i}") for i in range(args.campaign)]
 
     day = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
     started = time.perf_counter()
@@ -227,6 +197,28 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def consented(session, mlr, text, name: str) -> int:
+    """An HCP of the rep's territory with an email address and an email opt-in."""
+    from parcours.consent.models import ConsentRecord
+
+    from factories import create_hcp
+
+    hcp = create_hcp(session, mlr.territory, last_name=name)
+    hcp.emails = [f"{name}@chu-bench.fr"]
+    session.add(
+        ConsentRecord(
+            account_id=hcp.id,
+            channel="email",
+            status="opted_in",
+            source="import",
+            text_id=text.id,
+            captured_at=datetime.now(UTC) - timedelta(days=1),
+            proof="bench import",
+        )
+    )
+    return hcp.id
 
 
 TEMPLATE = """<!DOCTYPE html>

@@ -4,7 +4,6 @@ share with the tests, a DKIM key, and approved emails queued through the real se
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import socket
 import subprocess
@@ -16,14 +15,12 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy.orm import Session
 
 from parcours.accounts.models import Territory
 from parcours.consent import service as consent
 from parcours.content.models import ContentVersion
 from parcours.core import db, jobs
 from parcours.core.models import User
-from parcours.core.settings import get_settings
 from parcours.email import service
 from parcours.email.models import EmailMessage
 
@@ -83,38 +80,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def env() -> Iterator[Callable[..., None]]:
-    """Set PARCOURS_* variables for one test: env(smtp_port=25); restored afterwards."""
-    saved: dict[str, str | None] = {}
-
-    def set_env(**values) -> None:
-        for key, value in values.items():
-            name = f"PARCOURS_{key.upper()}"
-            saved.setdefault(name, os.environ.get(name))
-            os.environ[name] = str(value)
-        get_settings.cache_clear()
-
-    yield set_env
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    get_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def content_dir(tmp_path: Path, env) -> Path:
-    """A library folder of its own for each test (templates are content files)."""
-    folder = tmp_path / "content"
-    folder.mkdir()
-    env(content_dir=folder)
-    return folder
-
-
-@pytest.fixture
-def mlr(session: Session) -> MLR:
-    return build_mlr(session)
+def env(settings_env) -> Callable[..., None]:
+    """settings_env under a shorter name: env(smtp_port=25), restored afterwards."""
+    return settings_env
 
 
 @pytest.fixture

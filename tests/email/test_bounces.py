@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as MimeMessage
 from email.mime.base import MIMEBase
@@ -16,7 +15,6 @@ from sqlalchemy import func, select
 from parcours.activities.models import Activity, Attendee
 from parcours.consent import service as consent
 from parcours.core.errors import Conflict, Invalid
-from parcours.core.settings import get_settings
 from parcours.email import bounces, service, tasks
 
 from content_factories import acting, approved_version, build_mlr
@@ -24,19 +22,6 @@ from email_factories import PHRASES, approved_email_template
 from factories import api_headers
 
 ADDRESS = "anne.martin@chu-lille.fr"
-
-
-@pytest.fixture(autouse=True)
-def library(tmp_path):
-    saved = os.environ.get("PARCOURS_CONTENT_DIR")
-    os.environ["PARCOURS_CONTENT_DIR"] = str(tmp_path / "content")
-    get_settings.cache_clear()
-    yield
-    if saved is None:
-        os.environ.pop("PARCOURS_CONTENT_DIR", None)
-    else:
-        os.environ["PARCOURS_CONTENT_DIR"] = saved
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,19 +14,6 @@ from parcours.email import service, templating
 
 from content_factories import acting, approved_version, build_mlr, upload_version
 from email_factories import PHRASES, TEMPLATE, approved_email_template, make_template
-
-
-@pytest.fixture(autouse=True)
-def library(tmp_path):
-    saved = os.environ.get("PARCOURS_CONTENT_DIR")
-    os.environ["PARCOURS_CONTENT_DIR"] = str(tmp_path / "content")
-    get_settings.cache_clear()
-    yield
-    if saved is None:
-        os.environ.pop("PARCOURS_CONTENT_DIR", None)
-    else:
-        os.environ["PARCOURS_CONTENT_DIR"] = saved
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -75,9 +75,19 @@ def today() -> date:
 
 
 def _user_product_ids(session: Session, user: User) -> set[int]:
-    return set(
-        session.scalars(select(UserProduct.product_id).where(UserProduct.user_id == user.id))
-    )
+    """A rep's products, read once per session: a list checks them for every version."""
+    cache = session.info.setdefault("user_products", {})
+    if user.id not in cache:
+        cache[user.id] = set(
+            session.scalars(select(UserProduct.product_id).where(UserProduct.user_id == user.id))
+        )
+    return cache[user.id]
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_user_products(session: Session, _ctx, _instances) -> None:
+    if any(isinstance(o, UserProduct) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop("user_products", None)
 
 
 def is_valid_on(version: ContentVersion, day: date) -> bool:
