@@ -44,12 +44,18 @@ SIMPLE_TEMPLATE = """<!DOCTYPE html>
 
 @dataclass
 class Received:
-    """What the SMTP server accepted (envelopes, parsed back); refuses addresses in refuse."""
+    """What the SMTP server accepted (envelopes, parsed back, and the connection of each).
+
+    Addresses in refuse get a 550 at RCPT, those in defer a 451; a recipient in data_reply
+    gets that reply to its DATA instead of being accepted."""
 
     host: str
     port: int
     envelopes: list = field(default_factory=list)
+    peers: list = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    defer: set[str] = field(default_factory=set)
+    data_reply: dict[str, str] = field(default_factory=dict)
 
     @property
     def messages(self) -> list[MimeMessage]:
@@ -65,11 +71,17 @@ class Received:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address.lower() in self.refuse:
             return "550 5.1.1 No such user here"
+        if address.lower() in self.defer:
+            return "451 4.7.1 Greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook)
+        for address in envelope.rcpt_tos:
+            if address.lower() in self.data_reply:
+                return self.data_reply[address.lower()]
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
 

@@ -95,10 +95,12 @@ class Decision:
         }[self.reason]
 
 
-def _applicable(account_id: int, channel: str, product_id: int | None, content_type: str | None):
+def _applicable(
+    account_ids: list[int], channel: str, product_id: int | None, content_type: str | None
+):
     """Records that speak for this scope: the same or broader (no product, no content type)."""
     return select(ConsentRecord).where(
-        ConsentRecord.account_id == account_id,
+        ConsentRecord.account_id.in_(account_ids),
         ConsentRecord.channel == channel,
         or_(ConsentRecord.product_id.is_(None), ConsentRecord.product_id == product_id),
         or_(ConsentRecord.content_type.is_(None), ConsentRecord.content_type == content_type),
@@ -119,15 +121,38 @@ def consent_for(
     The latest applicable record wins, whatever its scope: a global opt-out after a product
     opt-in refuses that product too; a product opt-in after a global opt-out allows only it.
     """
+    return consent_for_many(session, [account_id], channel, product_id, content_type, at=at)[
+        account_id
+    ]
+
+
+def consent_for_many(
+    session: Session,
+    account_ids: list[int],
+    channel: str,
+    product_id: int | None = None,
+    content_type: str | None = None,
+    *,
+    at: datetime | None = None,
+) -> dict[int, Decision]:
+    """consent_for for several HCPs in one query (mass sends, batches of the worker)."""
     if channel not in CHANNELS:
         raise Invalid(f"Unknown channel {channel!r}.", field="channel")
     at = at or _now()
-    record = session.scalars(
-        _applicable(account_id, channel, product_id, content_type)
-        .where(ConsentRecord.captured_at <= at)
-        .order_by(ConsentRecord.captured_at.desc(), ConsentRecord.id.desc())
-        .limit(1)
-    ).first()
+    latest: dict[int, ConsentRecord] = {}
+    ids = sorted(set(account_ids))
+    for start in range(0, len(ids), 500):
+        rows = session.scalars(
+            _applicable(ids[start : start + 500], channel, product_id, content_type)
+            .where(ConsentRecord.captured_at <= at)
+            .order_by(ConsentRecord.captured_at.desc(), ConsentRecord.id.desc())
+        )
+        for record in rows:
+            latest.setdefault(record.account_id, record)
+    return {account_id: _decide(latest.get(account_id), at) for account_id in account_ids}
+
+
+def _decide(record: ConsentRecord | None, at: datetime) -> Decision:
     if record is None:
         return Decision(False, "none", None)
     if record.status == "opted_in":
@@ -277,7 +302,7 @@ def confirm(session: Session, token: str) -> ConsentRecord:
     if pending.captured_at + CONFIRM_WITHIN < _now():
         raise Conflict("This confirmation link has expired; ask for a new one.", field="token")
     newer = session.scalar(
-        _applicable(pending.account_id, pending.channel, pending.product_id, pending.content_type)
+        _applicable([pending.account_id], pending.channel, pending.product_id, pending.content_type)
         .where(ConsentRecord.captured_at > pending.captured_at)
         .limit(1)
     )

@@ -175,6 +175,11 @@ def new_session(write: bool = True) -> Session:
     return _factory(write)()
 
 
+def write_engine() -> Engine:
+    """The engine for short Core writes outside a session (SQLite: write lock at BEGIN)."""
+    return _factory(True).kw["bind"]
+
+
 def reset() -> None:
     """Forget the engine (tests and the CLI switch databases)."""
     if get_engine.cache_info().currsize:

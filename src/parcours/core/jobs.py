@@ -1,10 +1,12 @@
 """Background work: a jobs table polled by a worker, plus periodic duties (content expiry).
 
 A job is enqueued inside the caller's transaction, so a rollback drops it. A worker
-claims one job at a time with a lease (``locked_until``); on PostgreSQL the claim uses
-``FOR UPDATE SKIP LOCKED`` so that several workers never take the same job. A worker
-killed mid-job leaves a lease that runs out, and the job is retried. Handlers open
-their own sessions: long work (rendering a deck) must not hold SQLite's write lock.
+claims one job at a time with a lease (``locked_until``), or, for a kind registered with
+a batch size (email sending), up to that many due jobs of the kind under one lease; on
+PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED`` so that several workers never take
+the same job. A worker killed mid-job leaves a lease that runs out, and the job is
+retried. Handlers open their own sessions: long work (rendering a deck) must not hold
+SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from parcours.core.db import new_session
@@ -25,7 +27,11 @@ from parcours.core.models import Job
 
 log = logging.getLogger("parcours.jobs")
 
-HANDLERS: dict[str, Callable[[dict], None]] = {}
+HANDLERS: dict[str, Callable] = {}
+# kinds whose handler takes several due jobs at once (a list of jobs, one outcome each)
+BATCHES: dict[str, int] = {}
+# kinds whose lease is not LEASE: how long a worker may hold one before another takes it up
+LEASES: dict[str, Callable[[], timedelta]] = {}
 PERIODIC: list[tuple[float, Callable[[], None]]] = []
 LEASE = timedelta(minutes=15)
 MAX_ATTEMPTS = 3
@@ -35,11 +41,25 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def handler(kind: str):
-    """Register the function that performs jobs of this kind."""
+def handler(kind: str, *, batch: int = 1, lease: Callable[[], timedelta] | None = None):
+    """Register the function that performs jobs of this kind.
 
-    def register(fn: Callable[[dict], None]):
+    With batch > 1 the worker hands it up to that many due jobs of the kind at once (one
+    lease for all); it returns, for each job in order, None when done or the exception
+    that stopped that job (retried like a raised one). lease, when given, says how long
+    a claim lasts (read at each claim, so that settings apply).
+    """
+
+    def register(fn: Callable):
         HANDLERS[kind] = fn
+        if batch > 1:
+            BATCHES[kind] = batch
+        else:
+            BATCHES.pop(kind, None)
+        if lease is not None:
+            LEASES[kind] = lease
+        else:
+            LEASES.pop(kind, None)
         return fn
 
     return register
@@ -60,6 +80,16 @@ def enqueue(session: Session, kind: str, payload: dict, *, run_at: datetime | No
     session.add(job)
     session.flush()
     return job
+
+
+def enqueue_many(session: Session, kind: str, items: list[tuple[dict, datetime | None]]) -> None:
+    """Several jobs of one kind, (payload, run_at) each, in one flush."""
+    session.add_all(Job(kind=kind, payload=payload, run_at=at or _now()) for payload, at in items)
+    session.flush()
+
+
+def _lease(kind: str) -> timedelta:
+    return LEASES[kind]() if kind in LEASES else LEASE
 
 
 def _claim() -> Job | None:
@@ -98,11 +128,62 @@ def _claim_once() -> Job | None:
             return job
         job.state = "running"
         job.attempts += 1
-        job.locked_until = now + LEASE
+        job.locked_until = now + _lease(job.kind)
         job.lease = secrets.token_hex(16)
         session.flush()
         session.expunge(job)
         return job
+
+
+def _claim_more(first: Job, limit: int) -> list[Job]:
+    """More queued, due jobs of the first one's kind, under the first one's lease."""
+    if limit <= 0:
+        return []
+    with new_session() as session, session.begin():
+        now = _now()
+        rows = list(
+            session.scalars(
+                select(Job)
+                .where(Job.kind == first.kind, Job.state == "queued", Job.run_at <= now)
+                .order_by(Job.run_at, Job.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not rows:
+            return []
+        session.execute(
+            update(Job)
+            .where(Job.id.in_([r.id for r in rows]), Job.state == "queued")
+            .values(
+                state="running",
+                attempts=Job.attempts + 1,
+                locked_until=now + _lease(first.kind),
+                lease=first.lease,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        ids = [r.id for r in rows]
+        session.expire_all()
+        claimed = list(
+            session.scalars(select(Job).where(Job.id.in_(ids), Job.lease == first.lease))
+        )
+        for job in claimed:
+            session.expunge(job)
+        return claimed
+
+
+def _finish_done(jobs: list[Job]) -> None:
+    """Several jobs of one lease done, in one statement."""
+    if not jobs:
+        return
+    with new_session() as session, session.begin():
+        session.execute(
+            update(Job)
+            .where(Job.id.in_([j.id for j in jobs]), Job.lease == jobs[0].lease)
+            .values(state="done", finished_at=_now(), locked_until=None, lease=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _finish(job: Job, error: str | None, retry: bool) -> None:
@@ -129,16 +210,20 @@ def _load_handlers() -> None:
     from parcours.email import tasks  # noqa: F401, F811
 
 
-def run_one() -> bool:
-    """Claim and perform one due job; False when none was due."""
+def run_one() -> int:
+    """Claim and perform one due job (or one batch); how many jobs, 0 when none was due."""
     _load_handlers()
     job = _claim()
     if job is None:
-        return False
+        return 0
     fn = HANDLERS.get(job.kind)
     if fn is None:
         _finish(job, f"no handler for {job.kind}", retry=False)
-        return True
+        return 1
+    if job.kind in BATCHES:
+        batch = [job, *_claim_more(job, BATCHES[job.kind] - 1)]
+        _run_batch(fn, batch)
+        return len(batch)
     try:
         fn(job.payload)
     except Exception as exc:  # a failed job is recorded, never lost, never crashes the worker
@@ -147,7 +232,24 @@ def run_one() -> bool:
         _finish(job, detail[:2000], retry=job.attempts < MAX_ATTEMPTS and _retryable(exc))
     else:
         _finish(job, None, retry=False)
-    return True
+    return 1
+
+
+def _run_batch(fn: Callable, batch: list[Job]) -> None:
+    try:
+        outcomes = fn(batch)
+    except Exception as exc:  # the whole batch failed: each job as if it had raised
+        outcomes = [exc] * len(batch)
+    done = []
+    for job, outcome in zip(batch, outcomes, strict=True):
+        if outcome is None:
+            done.append(job)
+            continue
+        log.warning("job %s (%s) failed: %s", job.id, job.kind, outcome)
+        detail = "".join(traceback.format_exception_only(outcome)).strip()
+        retry = job.attempts < MAX_ATTEMPTS and _retryable(outcome)
+        _finish(job, detail[:2000], retry=retry)
+    _finish_done(done)
 
 
 def _retryable(exc: Exception) -> bool:
@@ -159,8 +261,8 @@ def _retryable(exc: Exception) -> bool:
 def run_pending(limit: int = 1000) -> int:
     """Perform due jobs until none is left (tests, `parcours worker --once`)."""
     done = 0
-    while done < limit and run_one():
-        done += 1
+    while done < limit and (ran := run_one()):
+        done += ran
     return done
 
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email import charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 import aiosmtplib
 
 from parcours.core.settings import get_settings
+
+UTF8 = charset.Charset("utf-8")
+UTF8.header_encoding = charset.QP
+UTF8.body_encoding = charset.QP
+# headers are not refolded (a folded List-Unsubscribe reads back with a leading space);
+# RFC 5322 allows 998 characters a line
+WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 
 
 def build(
@@ -18,25 +30,36 @@ def build(
     text: str,
     html: str | None = None,
     headers: dict[str, str] | None = None,
-) -> EmailMessage:
-    """A message from the configured sender: plain text, plus an HTML alternative when given."""
+) -> Message:
+    """A message from the configured sender: plain text, plus an HTML alternative when given.
+
+    Built with the classic MIME classes (quoted-printable UTF-8): half the time of the
+    EmailMessage API, which parses every header it is given.
+    """
     settings = get_settings()
-    msg = EmailMessage()
-    msg["From"] = settings.mail_from
+    if html is None:
+        msg: Message = MIMEText(text, "plain", UTF8)
+    else:
+        msg = MIMEMultipart("alternative")
+        msg.attach(MIMEText(text, "plain", UTF8))
+        msg.attach(MIMEText(html, "html", UTF8))
+    msg["From"] = formataddr(parseaddr(settings.mail_from), charset="utf-8")
     msg["To"] = to
-    msg["Subject"] = subject
+    msg["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "parcours.local"
     msg["Message-ID"] = make_msgid(domain=domain)
     for name, value in (headers or {}).items():
         msg[name] = value
-    msg.set_content(text)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")  # makes it multipart/alternative
     return msg
 
 
-def send(message: EmailMessage) -> str:
+def as_bytes(msg: Message) -> bytes:
+    """The message as it goes on the wire: CRLF line ends, nothing re-encoded later."""
+    return msg.as_bytes(policy=WIRE)
+
+
+def send(message: Message) -> str:
     """Send through SMTP and return the Message-ID; raises when the server refuses or is away."""
     settings = get_settings()
     if not message["Message-ID"]:
@@ -45,17 +68,22 @@ def send(message: EmailMessage) -> str:
         message["Date"] = formatdate(localtime=False, usegmt=True)
     if not message["From"]:
         message["From"] = settings.mail_from
-    run(lambda: aiosmtplib.send(message, **_server(settings)))
+    run(lambda: aiosmtplib.send(message, **server_options(settings)))
     return str(message["Message-ID"])
 
 
 def send_raw(raw: bytes, sender: str, recipients: list[str]) -> None:
     """Send bytes exactly as given (a DKIM-signed message must not be re-serialised)."""
     settings = get_settings()
-    run(lambda: aiosmtplib.send(raw, sender=sender, recipients=recipients, **_server(settings)))
+    run(
+        lambda: aiosmtplib.send(
+            raw, sender=sender, recipients=recipients, **server_options(settings)
+        )
+    )
 
 
-def _server(settings) -> dict:
+def server_options(settings) -> dict:
+    """aiosmtplib connection options from the settings (host, port, TLS, credentials)."""
     return {
         "hostname": settings.smtp_host,
         "port": settings.smtp_port,

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     email_cap_days: int = 14
     email_quiet_start_h: int = 20
     email_quiet_end_h: int = 8
+    # how long a worker holds a batch of messages to send; a dead worker's batch is taken
+    # up again after this (never sent twice: each message is marked before its SMTP exchange)
+    email_send_lease_s: int = 120
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""

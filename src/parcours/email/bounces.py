@@ -125,19 +125,31 @@ def notes_for(bounce: Bounce, message: EmailMessage) -> str:
 
 def hard_bounce(session: Session, account_id: int, address: str) -> str | None:
     """The diagnostic of the latest hard bounce of this HCP's address, or None."""
-    notes = session.scalar(
-        select(Activity.notes)
-        .where(
-            Activity.account_id == account_id,
-            Activity.channel == "email",
-            Activity.kind == "bounced",
-            Activity.notes.startswith(f"Bounced: {address.lower()}\n", autoescape=True),
+    return hard_bounces(session, {account_id: address}).get(account_id)
+
+
+def hard_bounces(session: Session, addresses: dict[int, str]) -> dict[int, str]:
+    """{account id: diagnostic of the latest hard bounce of its address} for those bounced."""
+    out: dict[int, str] = {}
+    ids = sorted(addresses)
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Activity.account_id, Activity.notes)
+            .where(
+                Activity.account_id.in_(ids[start : start + 500]),
+                Activity.channel == "email",
+                Activity.kind == "bounced",
+            )
+            .order_by(Activity.start_at.desc(), Activity.id.desc())
         )
-        .order_by(Activity.start_at.desc(), Activity.id.desc())
-        .limit(1)
-    )
-    if notes is None:
-        return None
+        for account_id, notes in rows:
+            prefix = f"Bounced: {addresses[account_id].lower()}\n"
+            if account_id not in out and (notes or "").startswith(prefix):
+                out[account_id] = _diagnostic(notes)
+    return out
+
+
+def _diagnostic(notes: str) -> str:
     for line in notes.splitlines():
         if line.startswith("Diagnostic: "):
             return line.removeprefix("Diagnostic: ")

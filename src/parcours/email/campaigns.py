@@ -145,7 +145,7 @@ def get(session: Session, user: User, campaign_id: int) -> Campaign:
 def _message(
     session: Session, campaign: Campaign, user: User, account: Account, version: ContentVersion
 ) -> EmailMessage:
-    """Queue one message exactly as service.send does, tied to the campaign."""
+    """One message exactly as service.send queues it, tied to the campaign (not yet added)."""
     key = uuid.uuid4().hex
     raw = json.loads(campaign.values or "{}")
     html, text, values = service.compose(session, user, account, version, raw, key)
@@ -165,9 +165,6 @@ def _message(
         send_after=service.next_send_time(account),
         campaign_id=campaign.id,
     )
-    session.add(message)
-    session.flush()
-    jobs.enqueue(session, "email.send", {"message_id": message.id}, run_at=message.send_after)
     return message
 
 
@@ -212,17 +209,27 @@ def _batch(campaign_id: int, after: int) -> int | None:
         )
         refused: dict[str, int] = json.loads(campaign.refused or "{}")
         queued = len(done)
-        for account_id in ids:
-            if account_id in done:
-                continue
-            account = session.get(Account, account_id)
-            refusals = service.gates(session, account, version)
+        todo = list(
+            session.scalars(
+                select(Account)
+                .where(Account.id.in_([i for i in ids if i not in done]))
+                .order_by(Account.id)
+            )
+        )
+        found = service.gates_many(session, version, [(a, None) for a in todo])
+        messages = []
+        for account, refusals in zip(todo, found, strict=True):
             if refusals:
                 rule = refusals[0].rule
                 refused[rule] = refused.get(rule, 0) + 1
                 continue
-            _message(session, campaign, user, account, version)
-            queued += 1
+            messages.append(_message(session, campaign, user, account, version))
+        session.add_all(messages)
+        session.flush()
+        jobs.enqueue_many(
+            session, "email.send", [({"message_id": m.id}, m.send_after) for m in messages]
+        )
+        queued += len(messages)
         campaign.queued_count += queued
         campaign.refused = json.dumps(refused, sort_keys=True)
         return ids[-1]

@@ -15,9 +15,11 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.accounts import service as accounts
@@ -116,43 +118,73 @@ def gates(
 
     exclude_id: the message being sent, which must not count against its own cap.
     """
+    return gates_many(session, version, [(account, exclude_id)], at=at)[0]
+
+
+def gates_many(
+    session: Session,
+    version: ContentVersion,
+    recipients: list[tuple[Account, int | None]],
+    *,
+    at: datetime | None = None,
+) -> list[list[Refusal]]:
+    """gates for many HCPs and one template, a few queries in all; refusals in order.
+
+    recipients: (account, the message being sent or None) pairs.
+    """
+    from parcours.email.bounces import hard_bounces  # bounces imports this module
+
     at = at or _now()
     settings = get_settings()
-    out: list[Refusal] = []
-    if version.kind != "email" or not content.presentable(session, version, at.date()):
-        out.append(Refusal("template", "This template is no longer approved and valid."))
-    if account.status == "erased" or not (account.emails or []):
-        out.append(Refusal("recipient", "This HCP has no email address to write to."))
-    else:
-        from parcours.email.bounces import hard_bounce  # bounces imports this module
-
-        if (why := hard_bounce(session, account.id, account.emails[0])) is not None:
-            out.append(Refusal("recipient", f"This address bounced: {why}"))
+    template_ok = version.kind == "email" and content.presentable(session, version, at.date())
+    reachable = {
+        a.id: a.emails[0] for a, _ in recipients if a.status != "erased" and (a.emails or [])
+    }
+    bounced = hard_bounces(session, reachable)
     ctype = version.content_type if version.content_type in ("promotional", "medical") else None
-    for product_id in version.product_ids or [None]:
-        decision = consent.consent_for(session, account.id, "email", product_id, ctype, at=at)
-        if not decision.allowed:
-            out.append(Refusal("consent", decision.message))
-            break
+    ids = [a.id for a, _ in recipients]
+    decisions = [
+        consent.consent_for_many(session, ids, "email", product_id, ctype, at=at)
+        for product_id in version.product_ids or [None]
+    ]
+    counted: dict[int, list[int]] = {}
     if version.content_type == "promotional":
         since = at - timedelta(days=settings.email_cap_days)
-        sent = session.scalar(
-            select(func.count()).where(
-                EmailMessage.account_id == account.id,
-                EmailMessage.content_type == "promotional",
-                EmailMessage.state.in_(COUNTED),
-                EmailMessage.queued_at >= since,
-                EmailMessage.id != (exclude_id or 0),
-            )
-        )
-        if sent >= settings.email_cap_count:
-            out.append(
-                Refusal(
-                    "frequency",
-                    f"This HCP already has {sent} promotional emails in the last "
-                    f"{settings.email_cap_days} days (at most {settings.email_cap_count}).",
+        for start in range(0, len(ids), 500):
+            rows = session.execute(
+                select(EmailMessage.account_id, EmailMessage.id).where(
+                    EmailMessage.account_id.in_(ids[start : start + 500]),
+                    EmailMessage.content_type == "promotional",
+                    EmailMessage.state.in_(COUNTED),
+                    EmailMessage.queued_at >= since,
                 )
             )
+            for account_id, message_id in rows:
+                counted.setdefault(account_id, []).append(message_id)
+    out: list[list[Refusal]] = []
+    for account, exclude_id in recipients:
+        refusals: list[Refusal] = []
+        if not template_ok:
+            refusals.append(Refusal("template", "This template is no longer approved and valid."))
+        if account.id not in reachable:
+            refusals.append(Refusal("recipient", "This HCP has no email address to write to."))
+        elif account.id in bounced:
+            refusals.append(Refusal("recipient", f"This address bounced: {bounced[account.id]}"))
+        for by_account in decisions:
+            if not by_account[account.id].allowed:
+                refusals.append(Refusal("consent", by_account[account.id].message))
+                break
+        if version.content_type == "promotional":
+            sent = sum(1 for m in counted.get(account.id, []) if m != exclude_id)
+            if sent >= settings.email_cap_count:
+                refusals.append(
+                    Refusal(
+                        "frequency",
+                        f"This HCP already has {sent} promotional emails in the last "
+                        f"{settings.email_cap_days} days (at most {settings.email_cap_count}).",
+                    )
+                )
+        out.append(refusals)
     return out
 
 
@@ -217,7 +249,14 @@ def _values(session: Session, user: User, version: ContentVersion, raw: dict) ->
 
 
 def _template_html(version: ContentVersion) -> str:
-    return content_storage.original_path(version).read_text(encoding="utf-8")
+    path = content_storage.original_path(version)
+    stat = path.stat()
+    return _read_template(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _read_template(path: str, _mtime_ns: int, _size: int) -> str:
+    return Path(path).read_text(encoding="utf-8")
 
 
 def compose(
@@ -315,32 +354,49 @@ def record(
     at: datetime | None = None,
     *,
     notes: str | None = None,
-):
+) -> Activity:
     """A timeline activity for a send, an open, a click, a bounce or an unsubscribe.
 
     It is written submitted (locked): whatever it says, notes included, is said here."""
-    at = at or _now()
-    version = session.get(ContentVersion, message.version_id)
-    act = Activity(
-        channel="email",
-        kind=kind,
-        status="submitted",
-        owner_id=message.sender_id,
-        account_id=message.account_id,
-        start_at=at,
-        subject=message.subject,
-        notes=notes,
-        product_ids=list(version.product_ids or []) if version else [],
-        key_messages=[],
-        submitted_at=at,
+    return record_many(session, [(message, at or _now(), notes)], kind)[0]
+
+
+def record_many(
+    session: Session, items: list[tuple[EmailMessage, datetime, str | None]], kind: str
+) -> list[Activity]:
+    """record for many messages, two flushes in all: (message, when, notes) each."""
+    ids = {m.version_id for m, _, _ in items}
+    products = dict(
+        session.execute(
+            select(ContentVersion.id, ContentVersion.product_ids).where(ContentVersion.id.in_(ids))
+        ).all()
     )
-    session.add(act)
+    acts = [
+        Activity(
+            channel="email",
+            kind=kind,
+            status="submitted",
+            owner_id=message.sender_id,
+            account_id=message.account_id,
+            start_at=at,
+            subject=message.subject,
+            notes=notes,
+            product_ids=list(products.get(message.version_id) or []),
+            key_messages=[],
+            submitted_at=at,
+        )
+        for message, at, notes in items
+    ]
+    session.add_all(acts)
     session.flush()
-    session.add(
-        Attendee(activity_id=act.id, account_id=message.account_id, start_at=at, channel="email")
+    session.add_all(
+        Attendee(
+            activity_id=act.id, account_id=act.account_id, start_at=act.start_at, channel="email"
+        )
+        for act in acts
     )
     session.flush()
-    return act
+    return acts
 
 
 def opened(session: Session, token: str) -> None:

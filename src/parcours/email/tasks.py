@@ -1,30 +1,41 @@
 """Background work of Approved Email: the worker sends each queued message exactly once.
 
-Invariant 7 (exactly once, at most once when in doubt). A message moves queued → sending
-in a committed transaction *before* the SMTP exchange, and sending → sent after it. A
-worker that finds a message already "sending" knows a previous worker died somewhere
-between those two commits: SMTP may or may not have accepted it, so the message becomes
-"uncertain" and is never sent again. The gates (invariant 1: consent; invariant 2:
-approved, valid template; recipient; frequency cap) run again right before sending, since
-anything may have changed since the message was queued.
+Invariant 7 (exactly once, at most once when in doubt). The worker takes up to BATCH due
+messages at once, runs the gates on all of them in a few queries (invariant 1: consent;
+invariant 2: approved, valid template; recipient; frequency cap: anything may have changed
+since a message was queued), then hands them to the SMTP server one after the other over
+one connection. Right before each SMTP exchange a small committed write marks that message
+"sending" (only if it is still "queued": two workers can never both take it) and the one
+accepted just before it "sent". A worker that finds a message already "sending" knows a
+previous worker died between those two writes: SMTP may or may not have accepted it, so
+the message becomes "uncertain" and is never sent again. Everything not yet marked stays
+"queued" and is sent by whoever takes the batch up after a crash. Timeline activities of
+sent messages are written every SETTLE messages in one transaction, and by whoever takes
+a batch up for messages sent before a crash.
+
+The marks are plain updates outside the audit trail (like the leases of jobs); the audit
+records each message's outcome: the activity of a sent message, a failure, an uncertainty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 
 import aiosmtplib
-import dkim
+from sqlalchemy import select, update
 
 from parcours.accounts.models import Account
 from parcours.content.models import ContentVersion
-from parcours.core import audit, jobs, mailer
+from parcours.core import audit, db, jobs, mailer
 from parcours.core.db import new_session
+from parcours.core.models import Job
 from parcours.core.settings import Settings, get_settings
-from parcours.email import service
+from parcours.email import service, signing
 from parcours.email.models import EmailMessage
 
 log = logging.getLogger("parcours.email")
@@ -34,6 +45,9 @@ log = logging.getLogger("parcours.email")
 # crash would. tests/email/test_sending.py uses it to prove that nothing is sent twice.
 CRASH_AFTER_SMTP = "PARCOURS_TEST_CRASH_AFTER_SMTP"
 
+BATCH = 100  # messages a worker takes at once
+SETTLE = 50  # sent messages whose timeline activities are written together
+
 SIGNED_HEADERS = (
     "From",
     "To",
@@ -42,6 +56,10 @@ SIGNED_HEADERS = (
     "Message-ID",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
+)
+UNCERTAIN = (
+    "A worker stopped after starting to send this message and before recording the result: "
+    "the SMTP server may have accepted it. Not sent again."
 )
 
 
@@ -66,16 +84,13 @@ def dkim_sign(raw: bytes, settings: Settings) -> bytes:
     """raw with a DKIM-Signature header in front, when a key is configured; else raw."""
     if not (settings.dkim_key_path and settings.dkim_domain and settings.dkim_selector):
         return raw
-    key = settings.dkim_key_path.read_bytes()
-    header = dkim.sign(
+    return signing.sign(
         raw,
-        settings.dkim_selector.encode(),
-        settings.dkim_domain.encode(),
-        key,
-        canonicalize=(b"relaxed", b"relaxed"),
-        include_headers=[h.encode() for h in SIGNED_HEADERS],
+        selector=settings.dkim_selector,
+        domain=settings.dkim_domain,
+        key_path=settings.dkim_key_path,
+        headers=SIGNED_HEADERS,
     )
-    return header + raw
 
 
 def mime_bytes(message: EmailMessage, settings: Settings) -> bytes:
@@ -93,111 +108,223 @@ def mime_bytes(message: EmailMessage, settings: Settings) -> bytes:
     msg.replace_header("Message-ID", message_id(message.key, settings))
     # signed bytes are sent as they are: a message re-serialised by the SMTP client
     # could fold or encode differently and break the signature
-    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n", utf8=False))
-    return dkim_sign(raw, settings)
+    return dkim_sign(mailer.as_bytes(msg), settings)
 
 
-def _refusals(session, message: EmailMessage) -> list[service.Refusal]:
-    account = session.get(Account, message.account_id)
-    version = session.get(ContentVersion, message.version_id)
-    if account is None or version is None:
-        return [service.Refusal("recipient", "The HCP or the template no longer exists.")]
-    return service.gates(session, account, version, at=_now(), exclude_id=message.id)
+# ---------------------------------------------------------------- before sending
 
 
-def _claim(message_id_: int, settings: Settings) -> tuple[EmailMessage, bytes] | None:
-    """queued → sending, committed, with the bytes to send; None when there is nothing to do."""
+def _refusals(session, messages: list[EmailMessage], at: datetime) -> dict[int, list]:
+    """The gates for every message, grouped by template: {message id: refusals}."""
+    accounts = {
+        a.id: a
+        for a in session.scalars(
+            select(Account).where(Account.id.in_({m.account_id for m in messages}))
+        )
+    }
+    out: dict[int, list] = {}
+    by_version: dict[int, list[EmailMessage]] = defaultdict(list)
+    for message in messages:
+        if message.account_id in accounts:
+            by_version[message.version_id].append(message)
+        else:
+            out[message.id] = [service.Refusal("recipient", "The HCP no longer exists.")]
+    for version_id, group in by_version.items():
+        version = session.get(ContentVersion, version_id)
+        if version is None:
+            for message in group:
+                out[message.id] = [service.Refusal("template", "The template no longer exists.")]
+            continue
+        pairs = [(accounts[m.account_id], m.id) for m in group]
+        found = service.gates_many(session, version, pairs, at=at)
+        out.update((m.id, refusals) for m, refusals in zip(group, found, strict=True))
+    return out
+
+
+def _claim(ids: list[int]) -> list[EmailMessage]:
+    """The messages of a batch that may leave now, detached; settles the others."""
     with new_session() as session, session.begin():
         audit.bind_actor(session, None, "worker")
-        message = session.get(EmailMessage, message_id_, with_for_update=True)
-        if message is None or message.state in ("sent", "failed", "uncertain"):
-            return None
-        if message.state == "sending":
-            message.state = "uncertain"
-            message.error = (
-                "A worker stopped after starting to send this message and before recording "
-                "the result: the SMTP server may have accepted it. Not sent again."
+        messages = list(
+            session.scalars(
+                select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)
             )
-            log.warning("email %s (%s) is uncertain", message.id, message.key)
-            return None
-        refusals = _refusals(session, message)
-        if refusals:
-            message.state = "failed"
-            message.error = "; ".join(f"refused: {r.rule}: {r.message}" for r in refusals)
-            log.info("email %s refused before sending: %s", message.id, message.error)
-            return None
-        raw = mime_bytes(message, settings)
-        message.state = "sending"
-        message.attempts += 1
-        message.error = None
+        )
+        _record_sent(session, [m for m in messages if m.state == "sent" and not m.activity_id])
+        for message in messages:
+            if message.state == "sending":
+                message.state, message.error = "uncertain", UNCERTAIN
+                log.warning("email %s (%s) is uncertain", message.id, message.key)
+        due = [m for m in messages if m.state == "queued"]
+        refusals = _refusals(session, due, _now()) if due else {}
+        ready = []
+        for message in due:
+            if refusals[message.id]:
+                message.state = "failed"
+                message.error = "; ".join(
+                    f"refused: {r.rule}: {r.message}" for r in refusals[message.id]
+                )
+                log.info("email %s refused before sending: %s", message.id, message.error)
+            else:
+                ready.append(message)
         session.flush()
-        session.expunge(message)
-        return message, raw
+        for message in ready:
+            session.expunge(message)
+        return ready
 
 
-def _settle(message_id_: int, state: str, error: str | None = None) -> None:
+def _record_sent(session, messages: list[EmailMessage]) -> None:
+    if not messages:
+        return
+    acts = service.record_many(session, [(m, m.sent_at or _now(), None) for m in messages], "sent")
+    for message, act in zip(messages, acts, strict=True):
+        message.activity_id = act.id
+
+
+# ---------------------------------------------------------------- the SMTP exchange
+
+
+def _mark(sending: int | None, sent: tuple[int, datetime] | None) -> bool:
+    """One commit: the previous message sent, the next one sending (if it is still queued)."""
+    with db.write_engine().begin() as conn:
+        if sent is not None:
+            conn.execute(
+                update(EmailMessage)
+                .where(EmailMessage.id == sent[0], EmailMessage.state == "sending")
+                .values(state="sent", sent_at=sent[1], error=None)
+            )
+        if sending is None:
+            return False
+        taken = conn.execute(
+            update(EmailMessage)
+            .where(EmailMessage.id == sending, EmailMessage.state == "queued")
+            .values(state="sending", attempts=EmailMessage.attempts + 1, error=None)
+        )
+        return taken.rowcount == 1
+
+
+def _settle(ids: list[int]) -> None:
+    """Timeline activities of messages marked sent (one transaction for many)."""
+    if not ids:
+        return
+    with new_session() as session, session.begin():
+        audit.bind_actor(session, None, "worker")
+        rows = session.scalars(
+            select(EmailMessage)
+            .where(EmailMessage.id.in_(ids), EmailMessage.activity_id.is_(None))
+            .where(EmailMessage.state == "sent")
+        )
+        _record_sent(session, list(rows))
+
+
+def _settle_one(message_id_: int, state: str, error: str) -> None:
+    """A message that did not leave: failed, queued again or uncertain, audited."""
     with new_session() as session, session.begin():
         audit.bind_actor(session, None, "worker")
         message = session.get(EmailMessage, message_id_, with_for_update=True)
-        if message is None or message.state != "sending":
-            return
-        message.state, message.error = state, error
-        if state == "sent":
-            message.sent_at = _now()
-            message.activity_id = service.record(session, message, "sent", message.sent_at).id
-
-
-def _smtp_send(raw: bytes, to: str, settings: Settings) -> None:
-    mailer.send_raw(raw, parseaddr(settings.mail_from)[1], [to])
+        if message is not None and message.state in ("queued", "sending"):
+            message.state, message.error = state, error
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}".strip()
 
 
-@jobs.handler("email.send")
-def send_message(payload: dict) -> None:
-    """Send one queued message through SMTP, exactly once; at most once when in doubt."""
-    settings = get_settings()
-    claimed = _claim(int(payload["message_id"]), settings)
-    if claimed is None:
-        return
-    message, raw = claimed
+def _not_now(message: EmailMessage, job: Job, reason: str, exc: Exception) -> TemporaryFailure:
+    """Nothing was accepted: queued again (failed after the job's last try)."""
+    if job.attempts >= jobs.MAX_ATTEMPTS:
+        _settle_one(message.id, "failed", f"SMTP unavailable after {job.attempts} tries: {reason}")
+    else:
+        _settle_one(message.id, "queued", f"SMTP unavailable, will retry: {reason}")
+    failure = TemporaryFailure(reason)
+    failure.__cause__ = exc
+    return failure
+
+
+async def _deliver(
+    ready: list[EmailMessage], by_message: dict[int, Job], settings: Settings
+) -> dict[int, Exception]:
+    """Send the ready messages over one SMTP connection; {message id: why its job failed}."""
+    out: dict[int, Exception] = {}
+    sender = parseaddr(settings.mail_from)[1]
+    smtp = aiosmtplib.SMTP(**mailer.server_options(settings))
     try:
-        _smtp_send(raw, message.to_address, settings)
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        codes = [r.code for r in exc.recipients]
-        reply = "; ".join(_reply(r) for r in exc.recipients)
-        if codes and all(code >= 500 for code in codes):
-            _settle(message.id, "failed", f"refused by the SMTP server: {reply}")
-            return
-        _retry_later(message, reply, exc)
-    except aiosmtplib.SMTPResponseException as exc:
-        # the server answered no: it did not take the message
-        if exc.code >= 500:
-            _settle(message.id, "failed", f"refused by the SMTP server: {_reply(exc)}")
-            return
-        _retry_later(message, _reply(exc), exc)
-    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPNotSupported) as exc:
-        _retry_later(message, str(exc), exc)  # no connection, or before MAIL FROM
-    except Exception as exc:
-        # a timeout or a dropped connection mid-exchange: the server may have accepted it
-        _settle(message.id, "uncertain", f"SMTP exchange interrupted, may have been sent: {exc}")
-        raise
-    else:
-        if os.environ.get(CRASH_AFTER_SMTP) in (message.key, "1"):
-            os._exit(137)  # test hook, see CRASH_AFTER_SMTP
-        _settle(message.id, "sent")
-        log.info("email %s sent as %s", message.id, message_id(message.key, settings))
+        await smtp.connect()
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        for message in ready:
+            out[message.id] = _not_now(message, by_message[message.id], str(exc), exc)
+        return out
+    accepted: tuple[int, datetime] | None = None  # marked sent by the next mark
+    unsettled: list[int] = []
+    try:
+        for i, message in enumerate(ready):
+            raw = mime_bytes(message, settings)
+            if not smtp.is_connected:  # the server closed it (a 421 reply, a restart)
+                try:
+                    await smtp.connect()
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    for later in ready[i:]:
+                        out[later.id] = _not_now(later, by_message[later.id], str(exc), exc)
+                    break
+            if not _mark(message.id, accepted):
+                accepted = None
+                continue  # another worker took it
+            accepted = None
+            try:
+                await smtp.sendmail(sender, [message.to_address], raw)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                reply = "; ".join(_reply(r) for r in exc.recipients)
+                if all(r.code >= 500 for r in exc.recipients) and exc.recipients:
+                    _settle_one(message.id, "failed", f"refused by the SMTP server: {reply}")
+                else:
+                    out[message.id] = _not_now(message, by_message[message.id], reply, exc)
+            except aiosmtplib.SMTPResponseException as exc:
+                # the server answered no: it did not take the message
+                if exc.code == 421:  # and it is closing the channel (RFC 5321 3.8)
+                    smtp.close()
+                if exc.code >= 500:
+                    _settle_one(message.id, "failed", f"refused by the SMTP server: {_reply(exc)}")
+                else:
+                    out[message.id] = _not_now(message, by_message[message.id], _reply(exc), exc)
+            except Exception as exc:
+                # a timeout or a dropped connection mid-exchange: it may have been accepted
+                _settle_one(
+                    message.id, "uncertain", f"SMTP exchange interrupted, may have been sent: {exc}"
+                )
+                for later in ready[i + 1 :]:
+                    out[later.id] = _not_now(later, by_message[later.id], str(exc), exc)
+                break
+            else:
+                if os.environ.get(CRASH_AFTER_SMTP) in (message.key, "1"):
+                    os._exit(137)  # test hook, see CRASH_AFTER_SMTP
+                accepted = (message.id, _now())
+                unsettled.append(message.id)
+                log.info("email %s sent as %s", message.id, message_id(message.key, settings))
+                if len(unsettled) >= SETTLE:
+                    _mark(None, accepted)
+                    accepted = None
+                    _settle(unsettled)
+                    unsettled = []
+    finally:
+        _mark(None, accepted)
+        _settle(unsettled)
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await smtp.quit()
+    return out
 
 
-def _retry_later(message: EmailMessage, reason: str, exc: Exception) -> None:
-    """Nothing was accepted: back to queued, and the job is retried (failed after the last)."""
-    if message.attempts >= jobs.MAX_ATTEMPTS:
-        _settle(message.id, "failed", f"SMTP unavailable after {message.attempts} tries: {reason}")
-    else:
-        _settle(message.id, "queued", f"SMTP unavailable, will retry: {reason}")
-    raise TemporaryFailure(reason) from exc
+def _lease() -> timedelta:
+    return timedelta(seconds=get_settings().email_send_lease_s)
+
+
+@jobs.handler("email.send", batch=BATCH, lease=_lease)
+def send_messages(batch: list[Job]) -> list[Exception | None]:
+    """Send queued messages through SMTP, exactly once; at most once when in doubt."""
+    settings = get_settings()
+    by_message = {int(job.payload["message_id"]): job for job in batch}
+    ready = _claim(list(by_message))
+    failures = mailer.run(lambda: _deliver(ready, by_message, settings)) if ready else {}
+    return [failures.get(int(job.payload["message_id"])) for job in batch]
 
 
 @jobs.handler("email.campaign")
