@@ -41,6 +41,7 @@ format:
 bench: install
 	$(PY) benchmarks/crm.py
 	$(PY) benchmarks/content.py --backend both
+	$(PY) benchmarks/approved_email.py --messages 2000 --campaign 100000
 
 clean:
 	rm -rf var/ .pytest_cache

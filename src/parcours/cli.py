@@ -133,7 +133,7 @@ def worker(once: Annotated[bool, typer.Option(help="Run due jobs and duties, the
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if once:
         jobs.run_periodic()
-        typer.echo(json.dumps({"jobs": jobs.run_pending()}))
+        typer.echo(json.dumps({"jobs": jobs.run_pending(limit=None)}))
         return
     w = jobs.Worker(get_settings().worker_poll_s)
     w.start()

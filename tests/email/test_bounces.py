@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage as MimeMessage
-from email.mime.base import MIMEBase
-from email.mime.message import MIMEMessage
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from parcours.activities.models import Activity, Attendee
 from parcours.consent import service as consent
+from parcours.core import db, jobs
 from parcours.core.errors import Conflict, Invalid
-from parcours.email import bounces, service, tasks
+from parcours.email import bounces, service
 
 from content_factories import acting, approved_version, build_mlr
-from email_factories import PHRASES, approved_email_template
+from email_factories import PHRASES, approved_email_template, dsn
 from factories import api_headers
 
 ADDRESS = "anne.martin@chu-lille.fr"
@@ -59,43 +56,6 @@ def sent(session, world):
     message.sent_at = datetime.now(UTC)
     session.flush()
     return message
-
-
-def dsn(
-    key: str,
-    recipient: str = ADDRESS,
-    action: str = "failed",
-    status: str = "5.1.1",
-    headers_only: bool = False,
-) -> bytes:
-    """A real RFC 3464 report, as an MTA would send it back."""
-    report = MIMEMultipart("report", report_type="delivery-status")
-    report["From"] = "Mail Delivery System <MAILER-DAEMON@mx.chu-lille.fr>"
-    report["To"] = "no-reply@lab.example"
-    report["Subject"] = "Undelivered Mail Returned to Sender"
-    report.attach(MIMEText("Your message could not be delivered.\n"))
-    per_message = MimeMessage()
-    per_message["Reporting-MTA"] = "dns; mx.chu-lille.fr"
-    per_recipient = MimeMessage()
-    per_recipient["Final-Recipient"] = f"rfc822; {recipient}"
-    per_recipient["Action"] = action
-    per_recipient["Status"] = status
-    per_recipient["Diagnostic-Code"] = f"smtp; 550 {status} No such user here"
-    status_part = MIMEBase("message", "delivery-status")
-    status_part.set_payload([per_message, per_recipient])
-    report.attach(status_part)
-    original = MimeMessage()
-    original["From"] = "Laboratoire Parcours <no-reply@lab.example>"
-    original["To"] = recipient
-    original["Subject"] = "Update"
-    original["Message-ID"] = tasks.message_id(key)
-    if headers_only:
-        part = MIMEText(original.as_string(), "rfc822-headers")
-    else:
-        original.set_content("Dear Dr Martin,\n")
-        part = MIMEMessage(original)
-    report.attach(part)
-    return report.as_bytes()
 
 
 def bounced(session, account_id) -> int:
@@ -193,3 +153,50 @@ def test_the_api_applies_a_dsn_for_admins_only(session, client, world):
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert resp.json()["errors"][0]["field"] == "message"
+
+
+# --- the bounce mailbox (a Maildir the mail server delivers reports to) ---------------------------
+
+
+def maildir(tmp_path) -> Path:
+    folder = tmp_path / "bounces"
+    for sub in ("new", "cur", "tmp"):
+        (folder / sub).mkdir(parents=True)
+    return folder
+
+
+def test_the_worker_reads_the_bounce_mailbox_once_per_report(scene, smtp_server, env, tmp_path):
+    queued = scene.queue(scene.hcp())
+    assert jobs.run_pending() == 1 and scene.message(queued.id).state == "sent"
+    folder = maildir(tmp_path)
+    env(bounce_maildir=folder)
+    (folder / "new" / "1795000000.1.mx").write_bytes(dsn(queued.key, queued.to_address))
+    (folder / "new" / "1795000000.2.mx").write_bytes(b"Subject: out of office\r\n\r\nAway.\r\n")
+
+    jobs.run_periodic()  # what the worker does every minute
+    assert sorted(p.name for p in (folder / "cur").iterdir()) == [
+        "1795000000.1.mx:2,S",  # read
+        "1795000000.2.mx:2,F",  # not a report: flagged for a person
+    ]
+    assert list((folder / "new").iterdir()) == []
+    with db.new_session(write=False) as session:
+        assert bounced(session, queued.account_id) == 1
+    # the same report delivered again is read again, and recorded once
+    (folder / "new" / "1795000001.3.mx").write_bytes(dsn(queued.key, queued.to_address))
+    assert bounces.poll_maildir(folder) == {
+        "applied": 1,
+        "transient": 0,
+        "unknown": 0,
+        "not_reports": 0,
+    }
+    with db.new_session(write=False) as session:
+        assert bounced(session, queued.account_id) == 1
+    # and the next send to that address is refused by the gates
+    with pytest.raises(Conflict, match="bounced"):
+        scene.queue(queued.account_id)
+
+
+def test_a_folder_that_is_not_a_maildir_is_named(tmp_path):
+    with pytest.raises(Invalid, match="not a Maildir") as refused:
+        bounces.poll_maildir(tmp_path / "nowhere")
+    assert refused.value.errors[0]["field"] == "bounce_maildir"

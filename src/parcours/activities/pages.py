@@ -295,6 +295,25 @@ def _view_context(
         "outcomes": OUTCOMES,
         "key_message_options": key_message_options(session, user, values["key_messages"]),
         "shown": clm.shown_in_call(session, act.id),
+        **_follow_ups(session, user, act, account),
+    }
+
+
+def _follow_ups(session, user: User, act: Activity, account: Account) -> dict:
+    """The follow-up emails of a call, and whether this user may send one from it."""
+    from parcours.email import service as email  # email builds on activities
+    from parcours.email.models import EmailMessage
+
+    if act.channel not in activities.CALL_CHANNELS or act.status == "planned":
+        return {"can_follow_up": False, "follow_ups": []}
+    rows = session.scalars(
+        select(EmailMessage)
+        .where(EmailMessage.follows_activity_id == act.id)
+        .order_by(EmailMessage.queued_at)
+    ).all()
+    return {
+        "can_follow_up": user.role in email.SENDERS and account.kind == "hcp",
+        "follow_ups": rows,
     }
 
 

@@ -258,10 +258,10 @@ def _retryable(exc: Exception) -> bool:
     return not isinstance(exc, DomainError)  # a refused file stays refused
 
 
-def run_pending(limit: int = 1000) -> int:
-    """Perform due jobs until none is left (tests, `parcours worker --once`)."""
+def run_pending(limit: int | None = 1000) -> int:
+    """Perform due jobs until none is left or limit were done (None: no limit)."""
     done = 0
-    while done < limit and (ran := run_one()):
+    while (limit is None or done < limit) and (ran := run_one()):
         done += ran
     return done
 

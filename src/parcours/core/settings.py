@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # how long a worker holds a batch of messages to send; a dead worker's batch is taken
     # up again after this (never sent twice: each message is marked before its SMTP exchange)
     email_send_lease_s: int = 120
+    # a Maildir the mail server delivers bounce reports (DSN) to; the worker reads it
+    bounce_maildir: Path | None = None
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""

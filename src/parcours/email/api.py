@@ -68,7 +68,9 @@ def preview(account_id: int, body: EmailValues, user: ApiUser, session: SessionD
 )
 def send(account_id: int, body: EmailValues, user: ApiUser, session: SessionDep):
     """Queue an approved email; 409 names the rule that refuses it, 422 a bad value."""
-    return service.send(session, user, account_id, body.template_id, body.raw())
+    return service.send(
+        session, user, account_id, body.template_id, body.raw(), after_call_id=body.after_call_id
+    )
 
 
 @router.post("/email/bounces", tags=["email"])

@@ -12,15 +12,19 @@ that this address is not written to again. A delay (4.x.x) is only logged.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.activities.models import Activity
+from parcours.core import audit
+from parcours.core.db import new_session
 from parcours.core.errors import Invalid
 from parcours.email import service
 from parcours.email.models import EmailMessage
@@ -199,4 +203,39 @@ def apply(session: Session, bounces: list[Bounce]) -> dict[str, int]:
         if _recorded(session, message):
             continue
         service.record(session, message, "bounced", notes=notes_for(bounce, message))
+    return counts
+
+
+def poll_maildir(folder: Path) -> dict[str, int]:
+    """Read the bounce mailbox, a Maildir that the mail server delivers reports to.
+
+    Each new report is applied in its own transaction, then filed under cur/ as seen (S);
+    what is not a delivery report is filed as flagged (F) for a person to look at. A report
+    whose transaction failed stays in new/ and is read again next time; one read twice
+    records nothing twice (apply is idempotent).
+    """
+    counts = {"applied": 0, "transient": 0, "unknown": 0, "not_reports": 0}
+    new, cur = folder / "new", folder / "cur"
+    if not new.is_dir():
+        raise Invalid(f"{folder} is not a Maildir (no new/ folder).", field="bounce_maildir")
+    cur.mkdir(exist_ok=True)
+    for entry in sorted(os.scandir(new), key=lambda e: e.name):
+        if not entry.is_file() or entry.name.startswith("."):
+            continue
+        try:
+            if entry.stat().st_size > MAX_BYTES:
+                raise Invalid("The report is over 1 MB.", field="message")
+            found = parse_dsn(Path(entry.path).read_bytes())
+        except Invalid:
+            counts["not_reports"] += 1
+            flag = "F"
+            log.warning("bounce mailbox: %s is not a delivery report, flagged", entry.name)
+        else:
+            with new_session() as session, session.begin():
+                audit.bind_actor(session, None, "bounce mailbox")
+                for name, n in apply(session, found).items():
+                    counts[name] += n
+            flag = "S"
+        name = entry.name.split(":2,", 1)[0]
+        os.replace(entry.path, cur / f"{name}:2,{flag}")
     return counts

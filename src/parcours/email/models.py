@@ -45,6 +45,8 @@ class EmailMessage(Base):
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     activity_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities.id"))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    # the call this message follows up, when a rep sent it from the call report
+    follows_activity_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities.id"))
 
 
 # queued → running → done (or failed)

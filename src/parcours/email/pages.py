@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 
 from parcours.accounts import service as accounts
 from parcours.accounts.models import Account
+from parcours.content import clm
 from parcours.content import service as content
 from parcours.content import storage as content_storage
 from parcours.content.models import ContentVersion
@@ -53,7 +54,7 @@ PIXEL = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
 )
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-FORM_KEYS = ("_csrf", "template_id")
+FORM_KEYS = ("_csrf", "template_id", "after_call_id")
 
 # The services write English; pages show these catalogue messages instead.
 _MESSAGES: tuple[tuple[str, str], ...] = (
@@ -72,6 +73,9 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
     ("has no content link", "email.err.not_in_template"),
     ("Choose an approved template", "email.err.template"),
     ("Email template", "email.err.template"),
+    ("Follow up a field visit", "email.err.follow_up_channel"),
+    ("This call was not with this HCP", "email.err.follow_up_account"),
+    ("once the call has taken place", "email.err.follow_up_planned"),
 )
 register_messages("email", _MESSAGES)
 _FREQUENCY = re.compile(r"already has (\d+) .* last (\d+) days \(at most (\d+)\)")
@@ -103,14 +107,29 @@ def _linkable(session, user: User) -> list[ContentVersion]:
     ]
 
 
-def _defaults(chosen: ContentVersion, tokens: list[str], links: list[ContentVersion]) -> dict:
+def _after_call(session, user: User, account_id: int, value: str | None):
+    """The call a follow-up answers (?after_call= or the form's after_call_id), or None."""
+    if not value:
+        return None
+    if not is_id(value):
+        raise NotFound(f"Activity {value[:20]} does not exist or is outside your territories.")
+    return service.follow_up_call(session, user, account_id, int(value))
+
+
+def _defaults(
+    chosen: ContentVersion,
+    tokens: list[str],
+    links: list[ContentVersion],
+    shown: frozenset[int] | set[int] = frozenset(),
+) -> dict:
+    """First choices: the first phrase, a week from now, what was shown in the call."""
     out: dict = {}
     if "phrase" in tokens and chosen.key_messages:
         out["phrase"] = chosen.key_messages[0]
     if "date" in tokens:
         out["date"] = (content.today() + timedelta(days=7)).isoformat()
     if "content_link" in tokens and links:
-        out["content_version_id"] = links[0].id
+        out["content_version_id"] = next((v.id for v in links if v.id in shown), links[0].id)
     return out
 
 
@@ -158,6 +177,7 @@ def _compose_ctx(
     template_id: int | None,
     raw: dict | None = None,
     errors: dict | None = None,
+    after_call=None,
 ) -> dict:
     require(user, *service.SENDERS)
     account = accounts.get_account(session, user, account_id)
@@ -172,12 +192,18 @@ def _compose_ctx(
         "chosen": chosen,
         "errors": errors or {},
         "unknown_template": template_id is not None and chosen is None,
+        "after_call": after_call,
     }
     if chosen is None:
         return ctx
     tokens = template_tokens(chosen)
     links = _linkable(session, user) if "content_link" in tokens else []
-    values = raw if raw is not None else _defaults(chosen, tokens, links)
+    shown = (
+        {v["version_id"] for v in clm.shown_in_call(session, after_call.id)}
+        if after_call
+        else set()
+    )
+    values = raw if raw is not None else _defaults(chosen, tokens, links, shown)
     ctx.update(
         tokens=tokens,
         links=links,
@@ -194,9 +220,11 @@ def compose_page(
     user: PageUser,
     session: SessionDep,
     template: str = "",
+    after_call: str = "",
 ):
     template_id = int(template) if is_id(template) else None
-    ctx = _compose_ctx(request, session, user, account_id, template_id)
+    after = _after_call(session, user, account_id, after_call)
+    ctx = _compose_ctx(request, session, user, account_id, template_id, after_call=after)
     status = 404 if ctx["unknown_template"] else 200
     return render(request, "email/compose.html", ctx, status=status)
 
@@ -207,7 +235,8 @@ def preview_fragment(
 ):
     """The live preview (HTMX): the message at desktop and mobile widths, and the gates."""
     template_id, raw = _raw(form)
-    ctx = _compose_ctx(request, session, user, account_id, template_id, raw)
+    after = _after_call(session, user, account_id, form_text(form, "after_call_id"))
+    ctx = _compose_ctx(request, session, user, account_id, template_id, raw, after_call=after)
     if ctx["chosen"] is None:
         raise NotFound("Choose an approved template.")
     return render(request, "email/_partials/preview.html", ctx)
@@ -217,16 +246,21 @@ def preview_fragment(
 def send(request: Request, account_id: int, user: PageUser, session: SessionDep, form: Form):
     template_id, raw = _raw(form)
     lang = language(request)
+    after = _after_call(session, user, account_id, form_text(form, "after_call_id"))
     try:
         if template_id is None:
             raise Invalid("Choose an approved template.", field="template_id")
-        message = service.send(session, user, account_id, template_id, raw)
+        message = service.send(
+            session, user, account_id, template_id, raw, after_call_id=after.id if after else None
+        )
     except (Conflict, Invalid, NotFound) as exc:
         # NotFound: the template left the list (withdrawn, expired) while the page was open
         errors = {}
         for e in exc.errors or [{"field": "_form", "message": exc.detail}]:
             errors.setdefault(e.get("field") or "_form", message_text(lang, e["message"]))
-        ctx = _compose_ctx(request, session, user, account_id, template_id, raw, errors)
+        ctx = _compose_ctx(
+            request, session, user, account_id, template_id, raw, errors, after_call=after
+        )
         return render(request, "email/compose.html", ctx, status=exc.status)
     account = session.get(Account, account_id)
     if message.send_after > datetime.now(UTC) + timedelta(minutes=1):
@@ -237,7 +271,7 @@ def send(request: Request, account_id: int, user: PageUser, session: SessionDep,
         request.session["flash"] = {"key": text, "kind": "success"}
     else:
         request.session["flash"] = {"key": "email.flash.queued", "kind": "success"}
-    return redirect(f"/accounts/{account_id}")
+    return redirect(f"/calls/{after.id}" if after else f"/accounts/{account_id}")
 
 
 # --- the HCP's links (public: the signed token is the proof) -----------------------------------

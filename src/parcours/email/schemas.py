@@ -16,10 +16,12 @@ class EmailValues(Strict):
     phrase: str | None = Field(default=None, max_length=2000)
     date: str | None = Field(default=None, max_length=10)  # ISO 8601, checked by the service
     content_version_id: int | None = Field(default=None, ge=1, strict=True)
+    # the call report this email follows up (optional)
+    after_call_id: int | None = Field(default=None, ge=1, strict=True)
 
     def raw(self) -> dict:
         """The values for the service, only those given."""
-        return self.model_dump(exclude={"template_id"}, exclude_none=True)
+        return self.model_dump(exclude={"template_id", "after_call_id"}, exclude_none=True)
 
 
 class EmailTemplateRead(BaseModel):
@@ -57,3 +59,4 @@ class EmailMessageRead(BaseModel):
     subject: str
     queued_at: datetime
     send_after: datetime
+    follows_activity_id: int | None = None

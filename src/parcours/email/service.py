@@ -312,9 +312,37 @@ def _targets(session: Session, user: User, account_id: int, version_id: int):
     return account, version
 
 
-def send(session: Session, user: User, account_id: int, version_id: int, raw: dict) -> EmailMessage:
-    """Queue an approved email to an HCP; a refusal (Conflict) names the rule that stops it."""
+def follow_up_call(session: Session, user: User, account_id: int, activity_id: int) -> Activity:
+    """The call a follow-up email answers: held with this HCP, readable by the sender."""
+    from parcours.activities import service as activities  # activities imports content
+
+    act = activities.get_activity(session, user, activity_id)
+    if act.channel not in activities.CALL_CHANNELS:
+        raise Invalid(
+            "Follow up a field visit, a phone call or a remote call.", field="after_call_id"
+        )
+    if act.account_id != account_id:
+        raise Invalid("This call was not with this HCP.", field="after_call_id")
+    if act.status == "planned":
+        raise Invalid("Send a follow-up once the call has taken place.", field="after_call_id")
+    return act
+
+
+def send(
+    session: Session,
+    user: User,
+    account_id: int,
+    version_id: int,
+    raw: dict,
+    *,
+    after_call_id: int | None = None,
+) -> EmailMessage:
+    """Queue an approved email to an HCP; a refusal (Conflict) names the rule that stops it.
+
+    after_call_id: the call report this email follows up (saved or submitted, same HCP)."""
     account, version = _targets(session, user, account_id, version_id)
+    if after_call_id is not None:
+        follow_up_call(session, user, account_id, after_call_id)
     refusals = gates(session, account, version)
     if refusals:
         first = refusals[0]
@@ -337,6 +365,7 @@ def send(session: Session, user: User, account_id: int, version_id: int, raw: di
         state="queued",
         queued_at=_now(),
         send_after=next_send_time(account),
+        follows_activity_id=after_call_id,
     )
     session.add(message)
     session.flush()

@@ -327,6 +327,19 @@ def send_messages(batch: list[Job]) -> list[Exception | None]:
     return [failures.get(int(job.payload["message_id"])) for job in batch]
 
 
+@jobs.periodic(60)
+def read_bounce_mailbox() -> None:
+    """Bounce reports delivered to the configured Maildir, read onto the timelines."""
+    folder = get_settings().bounce_maildir
+    if folder is None:
+        return
+    from parcours.email import bounces  # bounces imports the service, as this module does
+
+    counts = bounces.poll_maildir(folder)
+    if any(counts.values()):
+        log.info("bounce mailbox %s: %s", folder, counts)
+
+
 @jobs.handler("email.campaign")
 def run_campaign(payload: dict) -> None:
     """A marketing mass send: every HCP of a target list through the gates, in batches."""
