@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from parcours.content.models import ContentVersion
 from parcours.email import tasks
 
-from content_factories import MLR, approve, upload_version
+from content_factories import MLR, acting, approve, upload_version
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Invitation</title></head>
@@ -30,6 +30,26 @@ TEMPLATE = """<!DOCTYPE html>
 </body></html>
 """
 PHRASES = ["Our new data on renal protection may interest you.", "A short update on dosing."]
+
+
+def opt_in_to_email(session: Session, mlr: MLR, address: str) -> None:
+    """The MLR scene's HCP gets this address and opts in to email, captured by the rep."""
+    from parcours.consent import service as consent
+
+    mlr.hcp.emails = [address]
+    text = consent.add_text(
+        session, mlr.marketing, "email-optin", "en", "I agree to receive emails from the lab."
+    )
+    with acting(session, mlr.rep):
+        consent.capture(
+            session,
+            mlr.rep,
+            mlr.hcp.id,
+            channel="email",
+            status="opted_in",
+            source="web_form",
+            text_id=text.id,
+        )
 
 
 def make_template(path: Path, html: str = TEMPLATE) -> Path:

@@ -9,13 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from parcours.activities.models import Activity, Attendee
-from parcours.consent import service as consent
 from parcours.core import db, jobs
 from parcours.core.errors import Conflict, Invalid
 from parcours.email import bounces, service
 
 from content_factories import acting, approved_version, build_mlr
-from email_factories import PHRASES, approved_email_template, dsn
+from email_factories import PHRASES, approved_email_template, dsn, opt_in_to_email
 from factories import api_headers
 
 ADDRESS = "anne.martin@chu-lille.fr"
@@ -24,20 +23,7 @@ ADDRESS = "anne.martin@chu-lille.fr"
 @pytest.fixture
 def world(session):
     mlr = build_mlr(session)
-    mlr.hcp.emails = [ADDRESS]
-    text = consent.add_text(
-        session, mlr.marketing, "email-optin", "en", "I agree to receive emails from the lab."
-    )
-    with acting(session, mlr.rep):
-        consent.capture(
-            session,
-            mlr.rep,
-            mlr.hcp.id,
-            channel="email",
-            status="opted_in",
-            source="web_form",
-            text_id=text.id,
-        )
+    opt_in_to_email(session, mlr, ADDRESS)
     template = approved_email_template(session, mlr)
     deck = approved_version(session, mlr, pages=1)
     return mlr, template, deck

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from parcours.activities import service as activities
-from parcours.consent import service as consent
 from parcours.content import clm
 from parcours.content import service as content
 from parcours.core.errors import Invalid, NotFound
@@ -17,7 +16,7 @@ from parcours.email import service
 from parcours.email.models import EmailMessage
 
 from content_factories import acting, approved_version
-from email_factories import PHRASES, approved_email_template
+from email_factories import PHRASES, approved_email_template, opt_in_to_email
 from factories import api_headers, create_hcp, login
 
 
@@ -29,20 +28,7 @@ class World:
 def world(session, mlr):
     w = World()
     w.mlr, w.rep, w.hcp = mlr, mlr.rep, mlr.hcp
-    mlr.hcp.emails = ["anne.martin@chu-lille.fr"]
-    text = consent.add_text(
-        session, mlr.marketing, "email-optin", "en", "I agree to receive emails from the lab."
-    )
-    with acting(session, w.rep):
-        consent.capture(
-            session,
-            w.rep,
-            w.hcp.id,
-            channel="email",
-            status="opted_in",
-            source="web_form",
-            text_id=text.id,
-        )
+    opt_in_to_email(session, mlr, "anne.martin@chu-lille.fr")
     w.first_deck = approved_version(session, mlr, pages=2, title="A first deck")
     w.shown_deck = approved_version(session, mlr, pages=2, title="The deck shown in the call")
     w.template = approved_email_template(session, mlr)
