@@ -129,3 +129,28 @@ def content_dir(tmp_path: Path, settings_env) -> Path:
 @pytest.fixture
 def mlr(session: Session) -> MLR:
     return build_mlr(session)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file, made once, copied by committed_db."""
+    path = tmp_path_factory.mktemp("committed-template") / "template.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def committed_db(migrated_template, tmp_path, settings_env) -> Iterator[str]:
+    """The configured database is a fresh migrated SQLite file where everything commits:
+    for code that opens its own sessions (workers, WebSocket rooms) and subprocesses."""
+    import shutil
+
+    from parcours.core import db
+
+    path = tmp_path / "committed.db"
+    shutil.copy(migrated_template, path)
+    url = f"sqlite:///{path}"
+    settings_env(database_url=url, secret_key="test-secret-key")
+    db.reset()
+    yield url
+    db.reset()

@@ -129,6 +129,8 @@ def create_app() -> FastAPI:
     from parcours.email import api as email_api
     from parcours.email import campaign_pages
     from parcours.email import pages as email_pages
+    from parcours.meetings import pages as meeting_pages
+    from parcours.meetings import room as meeting_room
     from parcours.web import pages as web_pages
 
     for module in (core_api, accounts_api, activities_api, content_api, consent_api, email_api):
@@ -145,6 +147,8 @@ def create_app() -> FastAPI:
         consent_pages,
         email_pages,
         campaign_pages,
+        meeting_pages,
+        meeting_room,
     ):
         app.include_router(module.router)
 

@@ -7,5 +7,6 @@ from parcours.content import models as content_models  # noqa: F401
 from parcours.core import models as core_models  # noqa: F401
 from parcours.core.db import Base
 from parcours.email import models as email_models  # noqa: F401
+from parcours.meetings import models as meetings_models  # noqa: F401
 
 metadata = Base.metadata

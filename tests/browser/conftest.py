@@ -28,6 +28,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # a camera and a microphone that film and hear test patterns, granted without asking
+    # (the meeting room's WebRTC); nothing else uses them
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 
 

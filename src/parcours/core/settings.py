@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     email_send_lease_s: int = 120
     # a Maildir the mail server delivers bounce reports (DSN) to; the worker reads it
     bounce_maildir: Path | None = None
+    # WebRTC ICE servers for meeting rooms, as RTCPeerConnection takes them, e.g.
+    # [{"urls": "turn:turn.lab.example:3478", "username": "…", "credential": "…"}] (coturn);
+    # none by default: peers on one network connect directly, nothing leaves it
+    meeting_ice_servers: list[dict] = []
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""

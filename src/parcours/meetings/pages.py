@@ -1,0 +1,263 @@
+"""HTML routes for remote meetings: scheduling from HCP 360, the host's meeting page and room,
+and the HCP's side (personal link, passcode and device check, waiting room, room)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from parcours.accounts import service as accounts
+from parcours.activities.models import Activity
+from parcours.consent import service as consent
+from parcours.content import clm
+from parcours.content import storage as content_storage
+from parcours.content.models import ContentVersion
+from parcours.core import audit, i18n
+from parcours.core.deps import PageUser, SessionDep, require
+from parcours.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from parcours.core.security import csrf_matches
+from parcours.core.settings import get_settings
+from parcours.meetings import room, service
+from parcours.meetings.models import Meeting
+from parcours.web.pages import Form, form_errors, form_text, redirect, register_messages
+from parcours.web.render import language, render, templates
+
+router = APIRouter()
+
+_TEMPLATES = str(Path(__file__).resolve().parent / "templates")
+_loader = templates.env.loader
+if isinstance(_loader, ChoiceLoader) and not any(
+    _TEMPLATES in getattr(loader, "searchpath", ()) for loader in _loader.loaders
+):
+    _loader.loaders.append(FileSystemLoader(_TEMPLATES))
+
+register_messages(
+    "meetings",
+    (
+        ("Invite one to", "meetings.err.account_ids"),
+        ("Choose a start between now", "meetings.err.starts_at"),
+        ("A meeting lasts 5 to 120 minutes", "meetings.err.duration_min"),
+        ("A title is at most 200", "meetings.err.title"),
+        ("This passcode is not the one", "meetings.err.passcode"),
+        ("Too many wrong passcodes for this link", "meetings.err.link_blocked"),
+        ("Too many wrong passcodes from your network", "meetings.err.address_blocked"),
+        ("The host has locked this meeting", "meetings.err.locked"),
+        ("The host has not let you in", "meetings.err.refused"),
+    ),
+)
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+COOKIE = "parcours_meeting"
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(get_settings().timezone)
+
+
+# --- the rep: scheduling and the meeting page ---------------------------------------------------
+
+
+def _schedule_ctx(session, user, account_id: int, values: dict, errors: dict) -> dict:
+    account = accounts.get_account(session, user, account_id)
+    decision = consent.consent_for(session, account_id, "remote_meeting")
+    return {
+        "account": account,
+        "name": accounts.display_name(account),
+        "consented": decision.allowed,
+        "consent_reason": decision.reason,
+        "values": values,
+        "errors": errors,
+    }
+
+
+@router.get("/accounts/{account_id}/meetings/new")
+def schedule_page(request: Request, account_id: int, user: PageUser, session: SessionDep):
+    require(user, *service.HOSTS)
+    soon = datetime.now(_zone()).replace(second=0, microsecond=0) + timedelta(minutes=10)
+    values = {"date": soon.date().isoformat(), "time": soon.strftime("%H:%M"), "duration_min": "15"}
+    return render(
+        request, "meetings/schedule.html", _schedule_ctx(session, user, account_id, values, {})
+    )
+
+
+@router.post("/accounts/{account_id}/meetings")
+def schedule(request: Request, account_id: int, user: PageUser, session: SessionDep, form: Form):
+    require(user, *service.HOSTS)
+    values = {k: form_text(form, k) for k in ("date", "time", "duration_min", "title")}
+    try:
+        try:
+            starts = datetime.fromisoformat(f"{values['date']}T{values['time']}")
+        except ValueError as exc:
+            raise Invalid(
+                "Choose a start between now and six months ahead.", field="starts_at"
+            ) from exc
+        if not values["duration_min"].isdigit():
+            raise Invalid("A meeting lasts 5 to 120 minutes.", field="duration_min")
+        with session.begin_nested():
+            meeting, codes = service.schedule(
+                session,
+                user,
+                account_ids=[account_id],
+                starts_at=starts.replace(tzinfo=_zone()),
+                duration_min=int(values["duration_min"]),
+                title=values["title"],
+            )
+    except (Invalid, Conflict) as exc:
+        ctx = _schedule_ctx(
+            session, user, account_id, values, form_errors(request, exc, "meetings")
+        )
+        return render(request, "meetings/schedule.html", ctx, status=exc.status)
+    # passcodes are kept only hashed: the host sees them once, to pass them on
+    request.session["meeting_codes"] = {str(k): v for k, v in codes.items()}
+    return redirect(f"/meetings/{meeting.id}")
+
+
+@router.get("/meetings/{meeting_id}")
+def meeting_page(request: Request, meeting_id: int, user: PageUser, session: SessionDep):
+    meeting = service.hosted(session, user, meeting_id)
+    codes = request.session.pop("meeting_codes", {})
+    people = [
+        {"att": a, "link": service.link(a), "code": codes.get(str(a.id))}
+        for a in service.attendees(session, meeting.id)
+    ]
+    ctx = {"meeting": meeting, "people": people, "act": session.get(Activity, meeting.activity_id)}
+    return render(request, "meetings/meeting.html", ctx)
+
+
+@router.get("/meetings/{meeting_id}/room")
+def host_room(request: Request, meeting_id: int, user: PageUser, session: SessionDep):
+    meeting = service.hosted(session, user, meeting_id)
+    if meeting.state in ("ended", "cancelled"):
+        return redirect(f"/calls/{meeting.activity_id}")
+    act = session.get(Activity, meeting.activity_id)
+    decks = [
+        {"id": v.id, "title": v.title, "pages": v.page_count or 1}
+        for v in clm.offered(session, user, act)
+    ]
+    config = _config(request, meeting, service.ticket(room.HOST, meeting.id), host=True)
+    config.update(
+        decks=decks,
+        pageUrl="/content/versions/{v}/pages/{p}.jpg",
+        callUrl=f"/calls/{meeting.activity_id}",
+    )
+    return render(
+        request,
+        "meetings/room.html",
+        {"meeting": meeting, "config": config, "host": True, "decks": decks},
+        headers=NO_STORE,
+    )
+
+
+def _config(request: Request, meeting: Meeting, ticket: str, *, host: bool) -> dict:
+    lang = language(request)
+    words = (
+        "waiting", "admitted", "refused", "removed", "locked", "ended", "connecting",
+        "connected", "in_room", "admit", "refuse", "remove", "mute", "nobody_waiting",
+        "camera_off", "no_camera", "host_left", "replaced", "slide",
+    )  # fmt: skip
+    return {
+        "meetingId": meeting.id,
+        "ticket": ticket,
+        "socket": f"/ws/meetings/{meeting.id}?ticket={ticket}",
+        "host": host,
+        "iceServers": get_settings().meeting_ice_servers,
+        "words": {w: i18n.translate(lang, f"meetings.js.{w}") for w in words},
+    }
+
+
+# --- the HCP: personal link, passcode, waiting room and room -----------------------------------
+
+
+def _guest_ctx(request: Request, token: str, att, meeting, errors: dict | None = None) -> dict:
+    return {
+        "token": token,
+        "att": att,
+        "meeting": meeting,
+        "errors": errors or {},
+        "starts": meeting.starts_at.astimezone(_zone()),
+    }
+
+
+def _public(request: Request, name: str, ctx: dict, status: int = 200):
+    """An HCP's page: the bare layout even where a user of parcours is signed in."""
+    return render(request, name, {**ctx, "user": None}, status=status, headers=NO_STORE)
+
+
+@router.get("/m/{token}", include_in_schema=False)
+def join_page(request: Request, token: str, session: SessionDep):
+    try:
+        att, meeting = service.attendee_for_token(session, token)
+    except NotFound as exc:
+        return _public(request, "meetings/gone.html", {"detail": exc.detail}, status=404)
+    return _public(request, "meetings/join.html", _guest_ctx(request, token, att, meeting))
+
+
+@router.post("/m/{token}", include_in_schema=False)
+def join(request: Request, token: str, session: SessionDep, form: Form):
+    try:
+        att, meeting = service.attendee_for_token(session, token)
+    except NotFound as exc:
+        return _public(request, "meetings/gone.html", {"detail": exc.detail}, status=404)
+    audit.bind_actor(session, None, f"HCP {att.account_id} (meeting link)")
+    address = request.client.host if request.client else "unknown"
+    try:
+        if not csrf_matches(request.session.get("csrf"), form_text(form, "_csrf")):
+            raise Forbidden("The form expired. Reload the page and try again.")
+        if att.state in ("removed", "refused"):
+            raise Forbidden("The host has not let you in to this meeting.")
+        # no savepoint: a wrong passcode is counted, and kept, whatever the answer
+        service.check_passcode(session, att, form_text(form, "passcode"), address)
+    except DomainError as exc:
+        session.commit()
+        errors = form_errors(request, exc, "meetings")
+        if "passcode" not in errors:
+            errors = {"passcode": next(iter(errors.values()))}
+        ctx = _guest_ctx(request, token, att, meeting, errors)
+        return _public(request, "meetings/join.html", ctx, status=exc.status)
+    response = redirect(f"/m/{token}/room")
+    response.set_cookie(
+        f"{COOKIE}_{att.id}",
+        service.ticket(f"a{att.id}", meeting.id),
+        max_age=service.TICKET_S,
+        httponly=True,
+        samesite="strict",
+        secure=get_settings().cookie_secure,
+        path=f"/m/{token}",
+    )
+    return response
+
+
+@router.get("/m/{token}/room", include_in_schema=False)
+def guest_room(request: Request, token: str, session: SessionDep):
+    try:
+        att, meeting = service.attendee_for_token(session, token)
+    except NotFound as exc:
+        return _public(request, "meetings/gone.html", {"detail": exc.detail}, status=404)
+    ticket = request.cookies.get(f"{COOKIE}_{att.id}", "")
+    try:
+        peer, meeting_id = service.read_ticket(ticket)
+    except NotFound:
+        return redirect(f"/m/{token}")
+    if peer != f"a{att.id}" or meeting_id != meeting.id:
+        return redirect(f"/m/{token}")
+    config = _config(request, meeting, ticket, host=False)
+    config.update(pageUrl=f"/m/{token}/slides/{{v}}/{{p}}.jpg")
+    ctx = {"meeting": meeting, "config": config, "host": False, "att": att}
+    return _public(request, "meetings/room.html", ctx)
+
+
+@router.get("/m/{token}/slides/{version_id}/{page}.jpg", include_in_schema=False)
+def guest_slide(request: Request, token: str, version_id: int, page: int, session: SessionDep):
+    """A page of content the host put on screen in this meeting, for this meeting's guests."""
+    att, meeting = service.attendee_for_token(session, token)
+    if att.state != "admitted" or not room.shown_in_room(meeting.id, version_id):
+        raise NotFound("This slide is not shown in your meeting.")
+    version = session.get(ContentVersion, version_id)
+    path = content_storage.page_image(version, page)
+    if not path.is_file():
+        raise NotFound("This slide is not shown in your meeting.")
+    return FileResponse(path, media_type="image/jpeg", headers=NO_STORE)

@@ -1,0 +1,397 @@
+"""The meeting room's server side: a WebSocket per page, signalling and slide sync.
+
+The server never carries audio or video: browsers connect peer to peer (WebRTC, DTLS-SRTP)
+and the server only relays their offers, answers and ICE candidates, between people of the
+same meeting who are in the room. It also keeps who waits and who is in, the host's
+orders, and the slide shown, which it sends to everyone in the room. Room state lives in
+this process (run `parcours serve` with one worker process for meetings); what must last
+(admissions, refusals, removals, locks, times, slides shown) is written to the database.
+
+Messages are JSON objects with a "type"; anything else, or anything too big, is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from anyio import to_thread
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from parcours.core import audit
+from parcours.core.db import new_session
+from parcours.core.errors import DomainError
+from parcours.core.models import User
+from parcours.meetings import service
+from parcours.meetings.models import Meeting, MeetingAttendee, MeetingQuality
+
+log = logging.getLogger("parcours.meetings")
+router = APIRouter()
+MAX_MESSAGE = 64 * 1024
+HOST = "host"
+STATS = ("rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps", "width", "height")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Slide:
+    version_id: int
+    page: int
+    seq: int
+    started: datetime
+
+
+@dataclass
+class Room:
+    meeting_id: int
+    host: WebSocket | None = None
+    guests: dict[int, WebSocket] = field(default_factory=dict)  # waiting or in the room
+    admitted: set[int] = field(default_factory=set)
+    names: dict[int, str] = field(default_factory=dict)
+    slide: Slide | None = None
+    seq: int = 0
+    shown: set[int] = field(default_factory=set)  # versions shown: guests may load their pages
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def peers_in(self) -> list[str]:
+        out = [HOST] if self.host is not None else []
+        return out + [f"a{a}" for a in sorted(self.admitted) if a in self.guests]
+
+    def socket(self, peer: str) -> WebSocket | None:
+        if peer == HOST:
+            return self.host
+        if peer.startswith("a") and peer[1:].isdigit() and int(peer[1:]) in self.admitted:
+            return self.guests.get(int(peer[1:]))
+        return None
+
+
+ROOMS: dict[int, Room] = {}
+
+
+def room_for(meeting_id: int) -> Room:
+    return ROOMS.setdefault(meeting_id, Room(meeting_id))
+
+
+def shown_in_room(meeting_id: int, version_id: int) -> bool:
+    """May a guest of this meeting load this version's pages (it was put on screen)?"""
+    room = ROOMS.get(meeting_id)
+    return room is not None and version_id in room.shown
+
+
+async def _send(ws: WebSocket | None, message: dict) -> None:
+    if ws is None:
+        return
+    with contextlib.suppress(Exception):  # a page that went away is cleaned up by its reader
+        await ws.send_text(json.dumps(message))
+
+
+async def _to_room(room: Room, message: dict, *, but: str | None = None) -> None:
+    await asyncio.gather(*(_send(room.socket(p), message) for p in room.peers_in() if p != but))
+
+
+def _db(fn, *args):
+    """Run fn(session, *args) in a worker thread, in one committed transaction."""
+
+    def work():
+        with new_session() as session, session.begin():
+            audit.bind_actor(session, None, "meeting room")
+            return fn(session, *args)
+
+    return to_thread.run_sync(work)
+
+
+# ---------------------------------------------------------------- database steps
+
+
+def _host_user(session, meeting_id: int) -> tuple[User, Meeting]:
+    meeting = session.get(Meeting, meeting_id)
+    user = session.get(User, meeting.host_id)
+    audit.bind_actor(session, user.id, user.email)
+    return user, meeting
+
+
+def _roster(session, meeting_id: int) -> dict:
+    meeting = session.get(Meeting, meeting_id)
+    people = [
+        {"id": a.id, "name": a.display_name, "state": a.state}
+        for a in service.attendees(session, meeting_id)
+    ]
+    return {"type": "roster", "attendees": people, "locked": meeting.locked, "state": meeting.state}
+
+
+def _guest_arrives(session, meeting_id: int, attendee_id: int) -> tuple[str, str]:
+    att = session.get(MeetingAttendee, attendee_id, with_for_update=True)
+    meeting = session.get(Meeting, meeting_id)
+    audit.bind_actor(session, None, f"HCP {att.account_id} (meeting link)")
+    if meeting.state in ("ended", "cancelled"):
+        return "ended", att.display_name
+    try:
+        service.enter_waiting_room(session, att, meeting)
+    except DomainError as exc:
+        return ("locked" if exc.status == 409 else "refused"), att.display_name
+    return att.state, att.display_name
+
+
+def _host_order(session, meeting_id: int, order: str, attendee_id: int) -> str:
+    user, _meeting = _host_user(session, meeting_id)
+    fn = {"admit": service.admit, "refuse": service.refuse, "remove": service.remove}[order]
+    return fn(session, user, meeting_id, attendee_id).state
+
+
+def _lock(session, meeting_id: int, locked: bool) -> None:
+    user, _meeting = _host_user(session, meeting_id)
+    service.set_lock(session, user, meeting_id, locked)
+
+
+def _start(session, meeting_id: int) -> None:
+    service.start(session, session.get(Meeting, meeting_id))
+
+
+def _check_slide(session, meeting_id: int, version_id: int, page: int) -> int:
+    user, meeting = _host_user(session, meeting_id)
+    version = service.presentable_for(session, user, meeting, version_id)
+    if not 1 <= page <= (version.page_count or 1):
+        raise DomainError(f"This content has {version.page_count} pages.")
+    return version.page_count or 1
+
+
+def _record(session, meeting_id: int, slide: Slide, ended: datetime) -> None:
+    user, meeting = _host_user(session, meeting_id)
+    service.record_slide(
+        session, user, meeting, slide.seq, slide.version_id, slide.page, slide.started, ended
+    )
+
+
+def _end(session, meeting_id: int) -> None:
+    user, _meeting = _host_user(session, meeting_id)
+    service.end(session, user, meeting_id)
+
+
+def _guest_left(session, attendee_id: int) -> None:
+    audit.bind_actor(session, None, "meeting room")
+    service.left(session, attendee_id)
+
+
+def _stats(session, meeting_id: int, peer: str, values: dict) -> None:
+    row = {k: values.get(k) for k in STATS}
+    clean = {
+        k: float(v) if k not in ("width", "height") else int(v)
+        for k, v in row.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e7
+    }
+    session.add(MeetingQuality(meeting_id=meeting_id, peer=peer, **clean))
+
+
+# ---------------------------------------------------------------- the socket
+
+
+@router.websocket("/ws/meetings/{meeting_id}")
+async def meeting_socket(websocket: WebSocket, meeting_id: int, ticket: str = ""):
+    try:
+        peer, ticket_meeting = service.read_ticket(ticket)
+    except DomainError:
+        await websocket.close(code=4401)
+        return
+    if ticket_meeting != meeting_id:
+        await websocket.close(code=4401)
+        return
+    await websocket.accept()
+    room = room_for(meeting_id)
+    if peer == HOST:
+        await _host(websocket, room)
+    elif peer.startswith("a") and peer[1:].isdigit():
+        await _guest(websocket, room, int(peer[1:]))
+    else:
+        await websocket.close(code=4401)
+
+
+async def _messages(websocket: WebSocket):
+    while True:
+        try:
+            text = await websocket.receive_text()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if len(text) > MAX_MESSAGE:
+            continue
+        try:
+            message = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and isinstance(message.get("type"), str):
+            yield message
+
+
+async def _roster_to_host(room: Room) -> None:
+    await _send(room.host, await _db(_roster, room.meeting_id))
+
+
+async def _host(websocket: WebSocket, room: Room) -> None:
+    if room.host is not None:
+        await _send(room.host, {"type": "replaced"})  # the host opened the room elsewhere
+        with contextlib.suppress(Exception):
+            await room.host.close(code=4409)
+    room.host = websocket
+    await _db(_start, room.meeting_id)
+    await _roster_to_host(room)
+    # the newcomer calls: the host calls whoever is already in the room
+    guests = [p for p in room.peers_in() if p != HOST]
+    await _send(websocket, {"type": "admitted", "you": HOST, "peers": guests})
+    await _to_room(room, {"type": "peer-joined", "peer": HOST}, but=HOST)
+    if room.slide:
+        await _send(websocket, _slide_message(room.slide))
+    try:
+        async for message in _messages(websocket):
+            await _host_message(room, message)
+            if message["type"] == "end":
+                return
+    finally:
+        if room.host is websocket:
+            room.host = None
+            await _to_room(room, {"type": "peer-left", "peer": HOST})
+
+
+def _slide_message(slide: Slide) -> dict:
+    return {"type": "slide", "version_id": slide.version_id, "page": slide.page}
+
+
+async def _host_message(room: Room, message: dict) -> None:
+    kind = message["type"]
+    if kind == "signal":
+        await _relay(room, HOST, message)
+    elif kind in ("admit", "refuse", "remove") and isinstance(message.get("attendee"), int):
+        await _order(room, kind, message["attendee"])
+    elif kind == "lock":
+        await _db(_lock, room.meeting_id, bool(message.get("locked")))
+        await _roster_to_host(room)
+    elif kind == "present":
+        await _present(room, message)
+    elif kind == "mute" and isinstance(message.get("peer"), str):
+        await _send(room.socket(message["peer"]), {"type": "mute"})
+    elif kind == "stats":
+        await _db(_stats, room.meeting_id, HOST, message)
+    elif kind == "end":
+        await _end_meeting(room)
+
+
+async def _order(room: Room, order: str, attendee_id: int) -> None:
+    try:
+        state = await _db(_host_order, room.meeting_id, order, attendee_id)
+    except DomainError as exc:
+        await _send(room.host, {"type": "error", "message": exc.detail})
+        return
+    guest = room.guests.get(attendee_id)
+    if state == "admitted":
+        room.admitted.add(attendee_id)
+        peer = f"a{attendee_id}"
+        others = [p for p in room.peers_in() if p != peer]
+        await _send(guest, {"type": "admitted", "you": peer, "peers": others})
+        if room.slide:
+            await _send(guest, _slide_message(room.slide))
+        await _to_room(
+            room,
+            {"type": "peer-joined", "peer": peer, "name": room.names.get(attendee_id)},
+            but=peer,
+        )
+    else:  # refused or removed: told, then disconnected
+        was_in = attendee_id in room.admitted
+        room.admitted.discard(attendee_id)
+        await _send(guest, {"type": state})
+        if guest is not None:
+            with contextlib.suppress(Exception):
+                await guest.close(code=4403)
+        if was_in:
+            await _to_room(room, {"type": "peer-left", "peer": f"a{attendee_id}"})
+    await _roster_to_host(room)
+
+
+async def _present(room: Room, message: dict) -> None:
+    version_id, page = message.get("version_id"), message.get("page")
+    if not isinstance(version_id, int) or not isinstance(page, int):
+        return
+    async with room.lock:
+        try:
+            await _db(_check_slide, room.meeting_id, version_id, page)
+        except DomainError as exc:
+            await _send(room.host, {"type": "error", "message": exc.detail})
+            return
+        now = _now()
+        if room.slide is not None:
+            await _db(_record, room.meeting_id, room.slide, now)
+        room.seq += 1
+        room.slide = Slide(version_id, page, room.seq, now)
+        room.shown.add(version_id)
+    await _to_room(room, _slide_message(room.slide))
+
+
+async def _end_meeting(room: Room) -> None:
+    async with room.lock:
+        if room.slide is not None:
+            await _db(_record, room.meeting_id, room.slide, _now())
+            room.slide = None
+        await _db(_end, room.meeting_id)
+    for ws in [room.host, *room.guests.values()]:
+        await _send(ws, {"type": "ended"})
+    for ws in list(room.guests.values()):
+        with contextlib.suppress(Exception):
+            await ws.close(code=4000)
+    ROOMS.pop(room.meeting_id, None)
+
+
+async def _guest(websocket: WebSocket, room: Room, attendee_id: int) -> None:
+    state, name = await _db(_guest_arrives, room.meeting_id, attendee_id)
+    if state in ("ended", "refused", "locked"):
+        await _send(websocket, {"type": state})
+        await websocket.close(code=4403)
+        return
+    previous = room.guests.get(attendee_id)
+    if previous is not None and previous is not websocket:
+        with contextlib.suppress(Exception):
+            await previous.close(code=4409)  # the same person opened the link again
+    room.guests[attendee_id] = websocket
+    room.names[attendee_id] = name
+    peer = f"a{attendee_id}"
+    if state == "admitted":
+        room.admitted.add(attendee_id)
+        others = [p for p in room.peers_in() if p != peer]
+        await _send(websocket, {"type": "admitted", "you": peer, "peers": others})
+        if room.slide:
+            await _send(websocket, _slide_message(room.slide))
+        await _to_room(room, {"type": "peer-joined", "peer": peer, "name": name}, but=peer)
+    else:
+        await _send(websocket, {"type": "waiting"})
+    await _roster_to_host(room)
+    try:
+        async for message in _messages(websocket):
+            if attendee_id not in room.admitted:
+                continue  # in the waiting room nothing is relayed
+            if message["type"] == "signal":
+                await _relay(room, peer, message)
+            elif message["type"] == "stats":
+                await _db(_stats, room.meeting_id, peer, message)
+    finally:
+        if room.guests.get(attendee_id) is websocket:
+            del room.guests[attendee_id]
+            was_in = attendee_id in room.admitted
+            room.admitted.discard(attendee_id)
+            if room.meeting_id in ROOMS:
+                await _db(_guest_left, attendee_id)
+                if was_in:
+                    await _to_room(room, {"type": "peer-left", "peer": peer})
+                await _roster_to_host(room)
+
+
+async def _relay(room: Room, sender: str, message: dict) -> None:
+    """An offer, answer or ICE candidate, to one peer of the room (nobody else sees it)."""
+    target = message.get("to")
+    if not isinstance(target, str) or target == sender or sender not in room.peers_in():
+        return
+    await _send(
+        room.socket(target), {"type": "signal", "from": sender, "data": message.get("data")}
+    )
