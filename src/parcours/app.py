@@ -130,6 +130,7 @@ def create_app() -> FastAPI:
     from parcours.email import campaign_pages
     from parcours.email import pages as email_pages
     from parcours.meetings import pages as meeting_pages
+    from parcours.meetings import quality as meeting_quality
     from parcours.meetings import room as meeting_room
     from parcours.web import pages as web_pages
 
@@ -147,6 +148,7 @@ def create_app() -> FastAPI:
         consent_pages,
         email_pages,
         campaign_pages,
+        meeting_quality,  # /meetings/live before /meetings/{id}
         meeting_pages,
         meeting_room,
     ):

@@ -122,6 +122,8 @@ def test_a_refused_file_leaves_nothing(session, client, mlr, content_dir, tmp_pa
 
 BAD_META = {
     "missing_title": (lambda m: {k: v for k, v in m.items() if k != "title"}, "title"),
+    # a title becomes an email subject: a line break would write a header of its own
+    "title_on_two_lines": (lambda m: {**m, "title": "Update\nBcc: a@evil.example"}, "title"),
     "bad_country": (lambda m: {**m, "countries": ["France"]}, "countries"),
     "unknown_product": (lambda m: {**m, "product_ids": [987654]}, "product_ids"),
     "until_before_from": (

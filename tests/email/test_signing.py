@@ -12,7 +12,17 @@ from parcours.email import signing
 
 DKIM_DOMAIN, DKIM_SELECTOR = "lab.example", "parcours2025"  # as tests/email/conftest.py
 
-HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "X-Not-There")
+HEADERS = (
+    "From",
+    "From",
+    "To",
+    "Subject",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "X-Not-There",
+)
 
 
 def _sign(raw: bytes, key) -> bytes:
@@ -48,7 +58,7 @@ def test_a_signed_message_verifies_with_dkimpy(rsa_key):
     # every line of the header field stays short; names absent from the message are left out
     assert all(len(line) <= 78 for line in header.split("\r\n"))
     tags = header.replace("\r\n\t", " ")
-    assert "h=from:to:subject:date:message-id:list-unsubscribe;" in tags
+    assert "h=from:from:to:subject:subject:date:message-id:list-unsubscribe;" in tags
 
 
 def test_changing_the_body_or_a_signed_header_breaks_the_signature(rsa_key):
@@ -110,3 +120,21 @@ def test_the_sender_name_and_subject_are_encoded_for_the_wire(rsa_key):
     assert raw.isascii()
     assert b"From: =?utf-8?q?Laboratoire_=C3=89clair?= <no-reply@lab.example>" in raw
     assert dkim.verify(_sign(raw, rsa_key), dnsfunc=rsa_key.dnsfunc)
+
+
+def test_a_second_subject_or_sender_added_on_the_way_breaks_the_signature(rsa_key):
+    """From and Subject are over-signed: their absence is signed too (RFC 6376 8.15)."""
+    signed = _sign(_message("Update", "Body\n"), rsa_key)
+    assert dkim.verify(signed, dnsfunc=rsa_key.dnsfunc)
+    for added in (b"Subject: Urgent: your account\r\n", b"From: ceo@lab.example\r\n"):
+        head, _, body = signed.partition(b"\r\n\r\n")
+        tampered = head + b"\r\n" + added.rstrip(b"\r\n") + b"\r\n\r\n" + body
+        assert not dkim.verify(tampered, dnsfunc=rsa_key.dnsfunc)
+
+
+@pytest.mark.parametrize("field", ["to", "subject", "header"])
+def test_a_line_break_in_a_header_value_is_refused(field):
+    values = {"to": "a@example.test", "subject": "Update", "header": "1"}
+    values[field] += "\nBcc: someone@evil.example"
+    with pytest.raises(ValueError, match="one line"):
+        mailer.build(values["to"], values["subject"], "Body", headers={"X-Test": values["header"]})

@@ -13,9 +13,10 @@ from starlette.websockets import WebSocketDisconnect
 from parcours.consent.models import ConsentRecord
 from parcours.core import audit, db
 from parcours.meetings import room, service
-from parcours.meetings.models import Meeting, MeetingQuality
+from parcours.meetings.models import Meeting, MeetingAttendee, MeetingQuality
 
 from content_factories import approved_version, build_mlr
+from factories import login
 
 
 @pytest.fixture
@@ -44,6 +45,8 @@ def scene(committed_db):
             "attendee": att.id,
             "deck": deck.id,
             "token": service.link_token(att),
+            "admin": mlr.admin.email,
+            "rep": mlr.rep.email,
         }
     from parcours.app import create_app
 
@@ -157,3 +160,51 @@ def test_the_end_tells_everyone_and_closes_the_links(scene):
     with db.new_session(write=False) as s:
         assert s.get(Meeting, ids["meeting"]).state == "ended"
     assert client.get(f"/m/{ids['token']}").status_code == 404
+
+
+def test_operations_see_live_meetings_and_their_quality_flagged(scene):
+    client, ids = scene
+    with client.websocket_connect(guest_url(ids)) as guest:
+        until(guest, "waiting")
+        with client.websocket_connect(host_url(ids)) as host:
+            until(host, "roster")
+            host.send_json({"type": "admit", "attendee": ids["attendee"]})
+            until(guest, "admitted")
+            guest.send_json({"type": "stats", "rtt_ms": 480.0, "loss_pct": 9.5, "width": 320})
+            host.send_json({"type": "stats", "rtt_ms": 20.0, "loss_pct": 0.0, "bitrate_kbps": 900})
+            host.send_json({"type": "lock", "locked": True})
+            until(host, "roster")  # after the stats: they are written by now
+            login(client, ids["admin"])
+            page = client.get("/meetings/live")
+            assert page.status_code == 200 and 'data-bad="true"' in page.text
+            assert "480.0 ms" in page.text and "Poor" in page.text
+            history = client.get(f"/meetings/{ids['meeting']}/quality")
+            assert history.status_code == 200 and history.text.count("row-flagged") == 1
+            client.get("/logout")
+            login(client, ids["rep"])
+            assert client.get("/meetings/live").status_code == 403  # managers and admins
+            host.send_json({"type": "end"})
+            until(host, "ended")
+        until(guest, "ended")
+
+
+def test_after_the_meeting_the_hcp_rates_it_once(scene):
+    client, ids = scene
+    with client.websocket_connect(guest_url(ids)) as guest:
+        until(guest, "waiting")
+        with client.websocket_connect(host_url(ids)) as host:
+            until(host, "roster")
+            host.send_json({"type": "admit", "attendee": ids["attendee"]})
+            until(guest, "admitted")
+            host.send_json({"type": "end"})
+            until(host, "ended")
+    page = client.get("/login")  # any page gives this browser its form token
+    token = page.text.split('name="_csrf" value="')[1].split('"')[0]
+    url = f"/m/{ids['token']}/rating"
+    assert client.post(url, data={"_csrf": token, "rating": "9"}).status_code == 422
+    assert client.post(url, data={"rating": "4"}).status_code == 403  # no form token
+    done = client.post(url, data={"_csrf": token, "rating": "4"})
+    assert done.status_code == 200 and 'id="rating-thanks"' in done.text
+    assert client.post(url, data={"_csrf": token, "rating": "5"}).status_code == 409
+    with db.new_session(write=False) as s:
+        assert s.get(MeetingAttendee, ids["attendee"]).rating == 4

@@ -324,6 +324,9 @@ def _check_meta(session: Session, data: dict) -> dict:
             err("title", "Give the content a title.")
         elif len(title) > 200:
             err("title", "The title is at most 200 characters.")
+        elif any(ord(c) < 32 for c in title):
+            # a title becomes an email's subject: no line break may slip into a header
+            err("title", "The title is one line, without control characters.")
         out["title"] = title
     if "description" in data and data["description"] and len(data["description"]) > 5000:
         err("description", "The description is at most 5,000 characters.")

@@ -88,6 +88,29 @@ def enqueue_many(session: Session, kind: str, items: list[tuple[dict, datetime |
     session.flush()
 
 
+class Release(Exception):
+    """A batch handler's outcome for a job it did not start (out of time): the job goes
+    back to the queue, due now, and the try is not counted."""
+
+
+def _release(jobs: list[Job]) -> None:
+    if not jobs:
+        return
+    with new_session() as session, session.begin():
+        session.execute(
+            update(Job)
+            .where(Job.id.in_([j.id for j in jobs]), Job.lease == jobs[0].lease)
+            .values(
+                state="queued",
+                attempts=Job.attempts - 1,
+                run_at=_now(),
+                locked_until=None,
+                lease=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
 def _lease(kind: str) -> timedelta:
     return LEASES[kind]() if kind in LEASES else LEASE
 
@@ -240,16 +263,20 @@ def _run_batch(fn: Callable, batch: list[Job]) -> None:
         outcomes = fn(batch)
     except Exception as exc:  # the whole batch failed: each job as if it had raised
         outcomes = [exc] * len(batch)
-    done = []
+    done, released = [], []
     for job, outcome in zip(batch, outcomes, strict=True):
         if outcome is None:
             done.append(job)
+            continue
+        if isinstance(outcome, Release):
+            released.append(job)
             continue
         log.warning("job %s (%s) failed: %s", job.id, job.kind, outcome)
         detail = "".join(traceback.format_exception_only(outcome)).strip()
         retry = job.attempts < MAX_ATTEMPTS and _retryable(outcome)
         _finish(job, detail[:2000], retry=retry)
     _finish_done(done)
+    _release(released)
 
 
 def _retryable(exc: Exception) -> bool:

@@ -37,6 +37,10 @@ def build(
     EmailMessage API, which parses every header it is given.
     """
     settings = get_settings()
+    for name, value in {"To": to, "Subject": subject, **(headers or {})}.items():
+        if any(c in value for c in "\r\n\0"):
+            # the classic classes would write a line break as a header of its own
+            raise ValueError(f"{name} must be one line: {value[:60]!r}")
     if html is None:
         msg: Message = MIMEText(text, "plain", UTF8)
     else:

@@ -11,6 +11,7 @@ that this address is not written to again. A delay (4.x.x) is only logged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -226,6 +227,11 @@ def poll_maildir(folder: Path) -> dict[str, int]:
             if entry.stat().st_size > MAX_BYTES:
                 raise Invalid("The report is over 1 MB.", field="message")
             found = parse_dsn(Path(entry.path).read_bytes())
+        except FileNotFoundError:
+            continue  # another worker read it first
+        except OSError:
+            log.exception("bounce mailbox: cannot read %s", entry.name)
+            continue  # unreadable: left for a person, the others are read
         except Invalid:
             counts["not_reports"] += 1
             flag = "F"
@@ -237,5 +243,6 @@ def poll_maildir(folder: Path) -> dict[str, int]:
                     counts[name] += n
             flag = "S"
         name = entry.name.split(":2,", 1)[0]
-        os.replace(entry.path, cur / f"{name}:2,{flag}")
+        with contextlib.suppress(FileNotFoundError):  # another worker filed it first
+            os.replace(entry.path, cur / f"{name}:2,{flag}")
     return counts

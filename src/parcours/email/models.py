@@ -20,6 +20,7 @@ class EmailMessage(Base):
     __audit_exclude__ = ("html", "text")
     __table_args__ = (
         Index("ix_email_messages_account", "account_id", "queued_at"),
+        Index("ix_email_messages_follows", "follows_activity_id"),
         UniqueConstraint("campaign_id", "account_id", name="uq_email_campaign_account"),
     )
 

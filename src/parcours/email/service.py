@@ -184,6 +184,9 @@ def gates_many(
                         f"{settings.email_cap_days} days (at most {settings.email_cap_count}).",
                     )
                 )
+        if refusals and exclude_id in counted.get(account.id, []):
+            # refused, it will not count against the next ones: as if gated one by one
+            counted[account.id].remove(exclude_id)
         out.append(refusals)
     return out
 

@@ -89,15 +89,22 @@ def sign(
     """raw with a DKIM-Signature field in front, covering the listed headers present."""
     fields, body = _split(raw)
     body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
-    # a listed name is signed once, taking its last instance (RFC 6376 5.4.2)
+    # each time a name is listed, the next instance from the bottom is signed (RFC 6376
+    # 5.4.2); listed once more than present ("over-signing"), the name also covers the
+    # absence of another instance, so that nobody can add one (a second From or Subject)
     signed: list[bytes] = []
     names: list[bytes] = []
+    used: dict[bytes, int] = {}
     for wanted in headers:
-        for name, field in reversed(fields):
-            if name.lower() == wanted.lower().encode():
-                signed.append(field)
-                names.append(wanted.lower().encode())
-                break
+        key = wanted.lower().encode()
+        instances = [f for n, f in reversed(fields) if n.lower() == key]
+        n = used.get(key, 0)
+        if n < len(instances):
+            signed.append(instances[n])
+        elif n == 0:
+            continue  # not in the message at all: not listed
+        used[key] = n + 1
+        names.append(key)
     tags = [
         b"v=1",
         b"a=rsa-sha256",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
@@ -50,7 +51,9 @@ SETTLE = 50  # sent messages whose timeline activities are written together
 
 SIGNED_HEADERS = (
     "From",
+    "From",  # over-signed: a second From or Subject added on the way breaks the signature
     "To",
+    "Subject",
     "Subject",
     "Date",
     "Message-ID",
@@ -213,6 +216,7 @@ def _settle(ids: list[int]) -> None:
             select(EmailMessage)
             .where(EmailMessage.id.in_(ids), EmailMessage.activity_id.is_(None))
             .where(EmailMessage.state == "sent")
+            .with_for_update()
         )
         _record_sent(session, list(rows))
 
@@ -226,6 +230,17 @@ def _settle_one(message_id_: int, state: str, error: str) -> None:
             message.state, message.error = state, error
 
 
+def _safely(fn, *args) -> bool:
+    """Run a database step; a failure is logged, not raised (the worker carries on: what it
+    did not record is repaired later, or stays 'sending' and becomes 'uncertain')."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("email: %s%s failed", fn.__name__, args[:1])
+        return False
+    return True
+
+
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}".strip()
 
@@ -233,84 +248,141 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
 def _not_now(message: EmailMessage, job: Job, reason: str, exc: Exception) -> TemporaryFailure:
     """Nothing was accepted: queued again (failed after the job's last try)."""
     if job.attempts >= jobs.MAX_ATTEMPTS:
-        _settle_one(message.id, "failed", f"SMTP unavailable after {job.attempts} tries: {reason}")
+        _safely(
+            _settle_one,
+            message.id,
+            "failed",
+            f"SMTP unavailable after {job.attempts} tries: {reason}",
+        )
     else:
-        _settle_one(message.id, "queued", f"SMTP unavailable, will retry: {reason}")
+        _safely(_settle_one, message.id, "queued", f"SMTP unavailable, will retry: {reason}")
     failure = TemporaryFailure(reason)
     failure.__cause__ = exc
     return failure
 
 
+async def _exchange(
+    smtp: aiosmtplib.SMTP, sender: str, message: EmailMessage, raw: bytes
+) -> tuple[str, str, Exception | None]:
+    """One SMTP transaction: ("sent" | "failed" | "retry" | "uncertain", reason, error).
+
+    Until DATA is sent the server cannot have taken the message: whatever goes wrong there
+    is a retry (or a failure for good on a 5xx). Once DATA is on its way, only the server's
+    answer tells; without one the message is uncertain and never sent again."""
+    try:
+        await smtp.mail(sender)
+        await smtp.rcpt(message.to_address)
+    except aiosmtplib.SMTPResponseException as exc:
+        await _reset(smtp, exc)
+        return ("failed" if exc.code >= 500 else "retry"), _reply(exc), exc
+    except (ValueError, UnicodeError) as exc:  # an address the client cannot write
+        await _reset(smtp, None)
+        return "failed", f"this address cannot be used: {exc}", exc
+    except Exception as exc:  # the connection went before DATA: nothing was taken
+        smtp.close()
+        return "retry", str(exc) or type(exc).__name__, exc
+    try:
+        await smtp.data(raw)
+    except aiosmtplib.SMTPResponseException as exc:  # the server answered no
+        await _reset(smtp, exc)
+        return ("failed" if exc.code >= 500 else "retry"), _reply(exc), exc
+    except Exception as exc:
+        smtp.close()
+        return "uncertain", f"SMTP exchange interrupted, may have been sent: {exc}", exc
+    return "sent", "", None
+
+
+async def _reset(smtp: aiosmtplib.SMTP, exc: aiosmtplib.SMTPResponseException | None) -> None:
+    if exc is not None and exc.code == 421:  # the server is closing the channel (RFC 5321)
+        smtp.close()
+        return
+    if smtp.is_connected:
+        try:
+            await smtp.rset()
+        except Exception:
+            smtp.close()
+
+
 async def _deliver(
-    ready: list[EmailMessage], by_message: dict[int, Job], settings: Settings
+    ready: list[EmailMessage], by_message: dict[int, Job], settings: Settings, deadline: float
 ) -> dict[int, Exception]:
-    """Send the ready messages over one SMTP connection; {message id: why its job failed}."""
+    """Send the ready messages over one SMTP connection (another after a hang-up), each
+    message's fate its own; {message id: why its job did not finish}."""
     out: dict[int, Exception] = {}
     sender = parseaddr(settings.mail_from)[1]
     smtp = aiosmtplib.SMTP(**mailer.server_options(settings))
-    try:
-        await smtp.connect()
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        for message in ready:
-            out[message.id] = _not_now(message, by_message[message.id], str(exc), exc)
-        return out
     accepted: tuple[int, datetime] | None = None  # marked sent by the next mark
     unsettled: list[int] = []
     try:
         for i, message in enumerate(ready):
-            raw = mime_bytes(message, settings)
-            if not smtp.is_connected:  # the server closed it (a 421 reply, a restart)
+            if time.monotonic() > deadline:
+                # past half the lease: hand the rest back rather than outlive the lease
+                for later in ready[i:]:
+                    out[later.id] = jobs.Release("out of time for this batch")
+                break
+            try:
+                raw = mime_bytes(message, settings)
+            except Exception as exc:  # e.g. a header that cannot be written: never will be
+                _safely(_settle_one, message.id, "failed", f"cannot be written as email: {exc}")
+                continue
+            if not smtp.is_connected:
                 try:
                     await smtp.connect()
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     for later in ready[i:]:
                         out[later.id] = _not_now(later, by_message[later.id], str(exc), exc)
                     break
-            if not _mark(message.id, accepted):
-                accepted = None
-                continue  # another worker took it
-            accepted = None
             try:
-                await smtp.sendmail(sender, [message.to_address], raw)
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                reply = "; ".join(_reply(r) for r in exc.recipients)
-                if all(r.code >= 500 for r in exc.recipients) and exc.recipients:
-                    _settle_one(message.id, "failed", f"refused by the SMTP server: {reply}")
-                else:
-                    out[message.id] = _not_now(message, by_message[message.id], reply, exc)
-            except aiosmtplib.SMTPResponseException as exc:
-                # the server answered no: it did not take the message
-                if exc.code == 421:  # and it is closing the channel (RFC 5321 3.8)
-                    smtp.close()
-                if exc.code >= 500:
-                    _settle_one(message.id, "failed", f"refused by the SMTP server: {_reply(exc)}")
-                else:
-                    out[message.id] = _not_now(message, by_message[message.id], _reply(exc), exc)
-            except Exception as exc:
-                # a timeout or a dropped connection mid-exchange: it may have been accepted
-                _settle_one(
-                    message.id, "uncertain", f"SMTP exchange interrupted, may have been sent: {exc}"
-                )
-                for later in ready[i + 1 :]:
-                    out[later.id] = _not_now(later, by_message[later.id], str(exc), exc)
-                break
-            else:
+                taken = _mark(message.id, accepted)
+            except Exception as exc:  # the database is busy: not sent, tried again later
+                out[message.id] = TemporaryFailure(f"could not mark the message: {exc}")
+                continue  # `accepted` stays: the next mark records it
+            accepted = None
+            if not taken:
+                continue  # another worker took it
+            outcome, reason, exc = await _exchange(smtp, sender, message, raw)
+            if outcome == "sent":
                 if os.environ.get(CRASH_AFTER_SMTP) in (message.key, "1"):
                     os._exit(137)  # test hook, see CRASH_AFTER_SMTP
                 accepted = (message.id, _now())
                 unsettled.append(message.id)
                 log.info("email %s sent as %s", message.id, message_id(message.key, settings))
-                if len(unsettled) >= SETTLE:
-                    _mark(None, accepted)
+                if len(unsettled) >= SETTLE and _safely(_mark, None, accepted):
                     accepted = None
-                    _settle(unsettled)
+                    _safely(_settle, unsettled)
                     unsettled = []
+            elif outcome == "failed":
+                _safely(_settle_one, message.id, "failed", f"refused by the SMTP server: {reason}")
+            elif outcome == "retry":
+                out[message.id] = _not_now(message, by_message[message.id], reason, exc)
+            else:
+                _safely(_settle_one, message.id, "uncertain", reason)
     finally:
-        _mark(None, accepted)
-        _settle(unsettled)
-        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-            await smtp.quit()
+        if accepted is not None:
+            _safely(_mark, None, accepted)
+        _safely(_settle, unsettled)
+        if smtp.is_connected:
+            with contextlib.suppress(Exception):
+                await smtp.quit()
     return out
+
+
+def _give_up(jobs_: list[Job], reason: str) -> None:
+    """Messages whose jobs have no try left: failed rather than queued forever."""
+    ids = [int(j.payload["message_id"]) for j in jobs_ if j.attempts >= jobs.MAX_ATTEMPTS]
+    if ids:
+        _safely(_fail_queued, ids, f"not sent after the last try: {reason}")
+
+
+def _fail_queued(ids: list[int], reason: str) -> None:
+    with new_session() as session, session.begin():
+        audit.bind_actor(session, None, "worker")
+        for message in session.scalars(
+            select(EmailMessage)
+            .where(EmailMessage.id.in_(ids), EmailMessage.state == "queued")
+            .with_for_update()
+        ):
+            message.state, message.error = "failed", reason[:2000]
 
 
 def _lease() -> timedelta:
@@ -322,9 +394,41 @@ def send_messages(batch: list[Job]) -> list[Exception | None]:
     """Send queued messages through SMTP, exactly once; at most once when in doubt."""
     settings = get_settings()
     by_message = {int(job.payload["message_id"]): job for job in batch}
-    ready = _claim(list(by_message))
-    failures = mailer.run(lambda: _deliver(ready, by_message, settings)) if ready else {}
+    deadline = time.monotonic() + settings.email_send_lease_s / 2
+    try:
+        ready = _claim(list(by_message))
+        failures = (
+            mailer.run(lambda: _deliver(ready, by_message, settings, deadline)) if ready else {}
+        )
+    except Exception as exc:
+        _give_up(batch, str(exc))
+        raise
+    for job in batch:
+        failure = failures.get(int(job.payload["message_id"]))
+        if failure is not None and not isinstance(failure, jobs.Release):
+            _give_up([job], str(failure))
     return [failures.get(int(job.payload["message_id"])) for job in batch]
+
+
+@jobs.periodic(300)
+def repair_timelines() -> None:
+    """Sent messages whose timeline activity a worker could not write (a crash, a busy
+    database) get it now."""
+    since = _now() - timedelta(minutes=2)
+    with new_session() as session:
+        ids = list(
+            session.scalars(
+                select(EmailMessage.id)
+                .where(
+                    EmailMessage.state == "sent",
+                    EmailMessage.activity_id.is_(None),
+                    EmailMessage.sent_at < since,
+                )
+                .limit(5000)
+            )
+        )
+    for start in range(0, len(ids), 500):
+        _settle(ids[start : start + 500])
 
 
 @jobs.periodic(60)

@@ -246,8 +246,22 @@ def guest_room(request: Request, token: str, session: SessionDep):
         return redirect(f"/m/{token}")
     config = _config(request, meeting, ticket, host=False)
     config.update(pageUrl=f"/m/{token}/slides/{{v}}/{{p}}.jpg")
-    ctx = {"meeting": meeting, "config": config, "host": False, "att": att}
+    ctx = {"meeting": meeting, "config": config, "host": False, "att": att, "token": token}
     return _public(request, "meetings/room.html", ctx)
+
+
+@router.post("/m/{token}/rating", include_in_schema=False)
+def rating(request: Request, token: str, session: SessionDep, form: Form):
+    """The short rating asked of the HCP when the meeting ends."""
+    try:
+        if not csrf_matches(request.session.get("csrf"), form_text(form, "_csrf")):
+            raise Forbidden("The form expired. Reload the page and try again.")
+        with session.begin_nested():
+            service.rate(session, token, form_text(form, "rating"))
+    except DomainError as exc:
+        ctx = {"detail": exc.detail, "status": exc.status}
+        return _public(request, "meetings/rated.html", ctx, status=exc.status)
+    return _public(request, "meetings/rated.html", {"detail": None})
 
 
 @router.get("/m/{token}/slides/{version_id}/{page}.jpg", include_in_schema=False)

@@ -72,8 +72,11 @@ def _passcode_hash(att_nonce: str, code: str) -> str:
     return _mac("meeting-passcode", att_nonce, code)
 
 
-def attendee_for_token(session: Session, token: str) -> tuple[MeetingAttendee, Meeting]:
-    """The attendee a personal link names; NotFound when forged, expired or cancelled."""
+def attendee_for_token(
+    session: Session, token: str, *, ended_ok: bool = False
+) -> tuple[MeetingAttendee, Meeting]:
+    """The attendee a personal link names; NotFound when forged, expired or cancelled
+    (ended_ok: an ended meeting's link still names its attendee, for the rating)."""
     parts = (token or "").split(".")
     if len(parts) != 3 or not parts[0].isdigit() or len(token) > 120:
         raise NotFound("This meeting link is not valid.")
@@ -81,9 +84,23 @@ def attendee_for_token(session: Session, token: str) -> tuple[MeetingAttendee, M
     if att is None or not hmac.compare_digest(link_token(att), token):
         raise NotFound("This meeting link is not valid.")
     meeting = session.get(Meeting, att.meeting_id)
-    if meeting.state in ("ended", "cancelled") or _now() > link_expiry(meeting):
+    over = meeting.state == "cancelled" or (meeting.state == "ended" and not ended_ok)
+    if over or _now() > link_expiry(meeting):
         raise NotFound("This meeting has ended; its link no longer opens it.")
     return att, meeting
+
+
+def rate(session: Session, token: str, value: str) -> MeetingAttendee:
+    """The HCP's rating of an ended meeting they were in: 1 to 5, once."""
+    att, meeting = attendee_for_token(session, token, ended_ok=True)
+    if meeting.state != "ended" or att.joined_at is None:
+        raise Conflict("A meeting is rated once it is over, by those who were in it.")
+    if att.rating is not None:
+        raise Conflict("You have already rated this meeting. Thank you.", field="rating")
+    if value not in ("1", "2", "3", "4", "5"):
+        raise Invalid("Choose a rating from 1 to 5.", field="rating")
+    att.rating = int(value)
+    return att
 
 
 def link_expiry(meeting: Meeting) -> datetime:

@@ -281,6 +281,10 @@
         case "replaced":
           end(W[msg.type], msg.type);
           if (msg.type === "ended" && cfg.host) location.href = cfg.callUrl;
+          if (msg.type === "ended" && !cfg.host && admitted) {
+            const rating = document.getElementById("rating");
+            if (rating) rating.hidden = false; // a short rating, for those who were in
+          }
           break;
         case "error":
           say(msg.message);
