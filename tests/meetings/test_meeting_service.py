@@ -222,15 +222,21 @@ def test_the_end_fills_the_call_report_with_real_times_and_slides(session, mlr, 
         service.admit(session, mlr.rep, m.id, att.id)
         m.started_at = datetime.now(UTC) - timedelta(minutes=14, seconds=10)
         t0 = m.started_at
-        service.record_slide(session, mlr.rep, m, 1, deck.id, 1, t0, t0 + timedelta(minutes=4))
-        service.record_slide(
-            session, mlr.rep, m, 2, deck.id, 2, t0 + timedelta(minutes=4), t0 + timedelta(minutes=9)
-        )
+        four, nine = t0 + timedelta(minutes=4), t0 + timedelta(minutes=9)
+        shown = [(1, deck.id, 1, t0, four), (2, deck.id, 2, four, nine)]
+        service.record_slides(session, mlr.rep, m, shown)
+        service.record_slides(session, mlr.rep, m, shown)  # sent twice: stored once
         service.end(session, mlr.rep, m.id)
     act = session.get(Activity, m.activity_id)
     assert act.status == "saved" and act.duration_min == 15
     assert act.start_at == t0 and act.subject == "Renal update"
     assert mlr.product.id in act.product_ids  # from the deck shown
+    from parcours.content import clm
+
+    assert [(v.page, v.duration_ms) for v in clm.views_for_call(session, act.id)] == [
+        (1, 240_000),
+        (2, 300_000),
+    ]
     assert att.state == "left" and att.left_at is not None
     assert m.state == "ended"
 

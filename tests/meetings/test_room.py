@@ -123,6 +123,8 @@ def test_waiting_admitted_signals_slides_removal(scene):
             # a slide: refused when the page is out of range, sent to all when it is fine
             host.send_json({"type": "present", "version_id": ids["deck"], "page": 9})
             assert "pages" in until(host, "error")["message"]
+            host.send_json({"type": "present", "version_id": ids["deck"] + 99, "page": 1})
+            assert until(host, "error")["message"]  # not approved content: refused
             slide_url = f"/m/{ids['token']}/slides/{ids['deck']}/1.jpg"
             assert client.get(slide_url).status_code == 404  # not shown yet
             host.send_json({"type": "present", "version_id": ids["deck"], "page": 1})
@@ -208,3 +210,35 @@ def test_after_the_meeting_the_hcp_rates_it_once(scene):
     assert client.post(url, data={"_csrf": token, "rating": "5"}).status_code == 409
     with db.new_session(write=False) as s:
         assert s.get(MeetingAttendee, ids["attendee"]).rating == 4
+
+
+def test_content_withdrawn_while_on_screen_leaves_every_screen(scene, monkeypatch):
+    from sqlalchemy import update
+
+    from parcours.content.models import ContentVersion
+
+    client, ids = scene
+    monkeypatch.setattr(room, "RECHECK_S", 0.0)  # checked again at every slide
+    with client.websocket_connect(guest_url(ids)) as guest:
+        until(guest, "waiting")
+        with client.websocket_connect(host_url(ids)) as host:
+            until(host, "roster")
+            host.send_json({"type": "admit", "attendee": ids["attendee"]})
+            until(guest, "admitted")
+            host.send_json({"type": "prepare", "version_id": ids["deck"]})
+            assert until(host, "prepared")["pages"] == 2
+            host.send_json({"type": "present", "version_id": ids["deck"], "page": 1})
+            until(guest, "slide")
+            with db.new_session() as s, s.begin():  # MLR withdraws it meanwhile
+                s.execute(
+                    update(ContentVersion)
+                    .where(ContentVersion.id == ids["deck"])
+                    .values(state="withdrawn")
+                )
+            host.send_json({"type": "present", "version_id": ids["deck"], "page": 2})
+            assert until(guest, "slide-stopped") == {"type": "slide-stopped"}
+            assert "no longer" in until(host, "error")["message"]
+            host.send_json({"type": "present", "version_id": ids["deck"], "page": 1})
+            assert until(host, "error")["message"]  # checked in full again: refused
+            host.send_json({"type": "end"})
+            until(host, "ended")

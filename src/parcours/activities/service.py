@@ -259,6 +259,19 @@ def update_activity(session: Session, user: User, activity_id: int, **changes) -
     return act
 
 
+def delete_planned(session: Session, user: User, activity_id: int) -> None:
+    """Remove a planned call that will not take place (a cancelled meeting); audited."""
+    act = get_activity(session, user, activity_id, for_update=True)
+    _require_owner(user, act)
+    if act.status != "planned":
+        raise Conflict("Only a planned call can be removed; this one took place.")
+    for att in session.scalars(select(Attendee).where(Attendee.activity_id == act.id)):
+        session.delete(att)
+    session.flush()
+    session.delete(act)
+    session.flush()
+
+
 def submit_activity(session: Session, user: User, activity_id: int) -> Activity:
     """Submit and lock a call report once the fields a report needs are there."""
     act = get_activity(session, user, activity_id, for_update=True)

@@ -231,6 +231,7 @@ def _load_handlers() -> None:
     from parcours.consent import tasks  # noqa: F401
     from parcours.content import tasks  # noqa: F401, F811
     from parcours.email import tasks  # noqa: F401, F811
+    from parcours.meetings import tasks  # noqa: F401, F811
 
 
 def run_one() -> int:

@@ -30,6 +30,7 @@ def build(
     text: str,
     html: str | None = None,
     headers: dict[str, str] | None = None,
+    calendar: bytes | None = None,
 ) -> Message:
     """A message from the configured sender: plain text, plus an HTML alternative when given.
 
@@ -47,6 +48,15 @@ def build(
         msg = MIMEMultipart("alternative")
         msg.attach(MIMEText(text, "plain", UTF8))
         msg.attach(MIMEText(html, "html", UTF8))
+    if calendar is not None:
+        # an invitation: the text, and the event for the HCP's calendar (RFC 6047)
+        body, msg = msg, MIMEMultipart("mixed")
+        msg.attach(body)
+        method = "CANCEL" if b"METHOD:CANCEL" in calendar else "REQUEST"
+        part = MIMEText(calendar.decode(), "calendar", UTF8)
+        part.set_param("method", method)
+        part.add_header("Content-Disposition", "attachment", filename="invite.ics")
+        msg.attach(part)
     msg["From"] = formataddr(parseaddr(settings.mail_from), charset="utf-8")
     msg["To"] = to
     msg["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject

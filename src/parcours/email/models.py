@@ -17,7 +17,7 @@ MESSAGE_STATES = ("queued", "sending", "sent", "failed", "uncertain")
 class EmailMessage(Base):
     __tablename__ = "email_messages"
     __audited__ = True
-    __audit_exclude__ = ("html", "text")
+    __audit_exclude__ = ("html", "text", "ics")
     __table_args__ = (
         Index("ix_email_messages_account", "account_id", "queued_at"),
         Index("ix_email_messages_follows", "follows_activity_id"),
@@ -48,6 +48,8 @@ class EmailMessage(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     # the call this message follows up, when a rep sent it from the call report
     follows_activity_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities.id"))
+    # a meeting invitation's calendar event (iCalendar), attached when sent
+    ics: Mapped[str | None] = mapped_column(Text)
 
 
 # queued → running → done (or failed)

@@ -82,8 +82,11 @@ def link(kind: str, key: str) -> str:
 # ---------------------------------------------------------------- templates and gates
 
 
-def templates_for(session: Session, user: User) -> list[ContentVersion]:
-    """Approved email templates valid today that this user may send."""
+def templates_for(
+    session: Session, user: User, *, invitations: bool = False
+) -> list[ContentVersion]:
+    """Approved email templates valid today that this user may send (meeting invitations
+    apart: they are sent with the meeting)."""
     day = content.today()
     rows = session.scalars(
         select(ContentVersion)
@@ -96,8 +99,17 @@ def templates_for(session: Session, user: User) -> list[ContentVersion]:
         .order_by(ContentVersion.title)
     )
     return [
-        v for v in rows if content.can_see(session, user, v) and content.presentable(session, v)
+        v
+        for v in rows
+        if content.can_see(session, user, v)
+        and content.presentable(session, v)
+        and is_invitation(v) == invitations
     ]
+
+
+def is_invitation(version: ContentVersion) -> bool:
+    """A meeting invitation template (it uses the meeting's link)."""
+    return "meeting_link" in templating.TOKEN.findall(_template_html(version))
 
 
 @dataclass(frozen=True)
@@ -271,11 +283,21 @@ def compose(
     key: str,
     *,
     pixel: bool = True,
+    meeting: dict[str, str] | None = None,
 ) -> tuple[str, str, dict[str, str]]:
     """(html, text, checked values) exactly as the HCP will receive it (a preview has no
-    open pixel, so that looking at it never counts as an open)."""
+    open pixel, so that looking at it never counts as an open). meeting: the values of a
+    meeting invitation's tokens (link, passcode, time), which only the server fills."""
+    uses = set(templating.TOKEN.findall(_template_html(version)))
+    if uses & set(templating.MEETING_TOKENS) and meeting is None:
+        raise Invalid(
+            "This template invites to a remote meeting: it is sent when the meeting is planned.",
+            field="template_id",
+        )
     values = _values(session, user, version, raw)
     filled = {
+        **{k: "" for k in templating.MEETING_TOKENS},
+        **(meeting or {}),
         "recipient_name": " ".join(p for p in (account.first_name, account.last_name) if p),
         "recipient_title": account.title or "",
         "rep_signature": f"{user.full_name} — {user.email}",
@@ -331,6 +353,65 @@ def follow_up_call(session: Session, user: User, account_id: int, activity_id: i
     return act
 
 
+def invite(
+    session: Session,
+    user: User,
+    account: Account,
+    version: ContentVersion,
+    *,
+    meeting: dict[str, str],
+    ics: bytes,
+) -> EmailMessage:
+    """Queue a meeting invitation from an approved invitation template, its calendar event
+    attached; the same gates as any email (a refusal is a Conflict naming its rule)."""
+    if version.kind != "email" or not is_invitation(version):
+        raise Invalid("Choose an approved meeting invitation template.", field="template_id")
+    refusals = gates(session, account, version)
+    if refusals:
+        first = refusals[0]
+        raise Conflict(
+            first.message, errors=[{"field": first.rule, "message": r.message} for r in refusals]
+        )
+    uses = templating.TOKEN.findall(_template_html(version))
+    raw = {"phrase": (version.key_messages or [""])[0]} if "phrase" in uses else {}
+    key = uuid.uuid4().hex
+    html, text, values = compose(session, user, account, version, raw, key, meeting=meeting)
+    return _queue(session, user, account, version, key, html, text, values, ics=ics.decode())
+
+
+def _queue(
+    session: Session,
+    user: User,
+    account: Account,
+    version: ContentVersion,
+    key: str,
+    html: str,
+    text: str,
+    values: dict,
+    **extra,
+) -> EmailMessage:
+    message = EmailMessage(
+        key=key,
+        account_id=account.id,
+        version_id=version.id,
+        sender_id=user.id,
+        to_address=account.emails[0],
+        subject=version.title,
+        html=html,
+        text=text,
+        values=json.dumps(values, ensure_ascii=False),
+        content_type=version.content_type,
+        state="queued",
+        queued_at=_now(),
+        send_after=next_send_time(account),
+        **extra,
+    )
+    session.add(message)
+    session.flush()
+    jobs.enqueue(session, "email.send", {"message_id": message.id}, run_at=message.send_after)
+    return message
+
+
 def send(
     session: Session,
     user: User,
@@ -354,26 +435,9 @@ def send(
         )
     key = uuid.uuid4().hex
     html, text, values = compose(session, user, account, version, raw, key)
-    message = EmailMessage(
-        key=key,
-        account_id=account.id,
-        version_id=version.id,
-        sender_id=user.id,
-        to_address=account.emails[0],
-        subject=version.title,
-        html=html,
-        text=text,
-        values=json.dumps(values, ensure_ascii=False),
-        content_type=version.content_type,
-        state="queued",
-        queued_at=_now(),
-        send_after=next_send_time(account),
-        follows_activity_id=after_call_id,
+    return _queue(
+        session, user, account, version, key, html, text, values, follows_activity_id=after_call_id
     )
-    session.add(message)
-    session.flush()
-    jobs.enqueue(session, "email.send", {"message_id": message.id}, run_at=message.send_after)
-    return message
 
 
 # ---------------------------------------------------------------- what follows a send

@@ -107,6 +107,7 @@ def mime_bytes(message: EmailMessage, settings: Settings) -> bytes:
             "List-Unsubscribe": f"<{service.link('unsubscribe', message.key)}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
         },
+        calendar=message.ics.encode() if message.ics else None,
     )
     msg.replace_header("Message-ID", message_id(message.key, settings))
     # signed bytes are sent as they are: a message re-serialised by the SMTP client

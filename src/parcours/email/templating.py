@@ -21,7 +21,12 @@ TOKENS = {
     "date": "a date the rep offers, within the next 90 days",
     "content_link": "a link to approved content valid today",
     "unsubscribe_link": "the one-click unsubscribe link",
+    # meeting invitations only: filled from the meeting, never by the rep
+    "meeting_link": "the HCP's personal link to the remote meeting",
+    "meeting_passcode": "the HCP's passcode for that meeting",
+    "meeting_time": "the meeting's date and time, in the HCP's time zone",
 }
+MEETING_TOKENS = ("meeting_link", "meeting_passcode", "meeting_time")
 TOKEN = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 ANY_BRACES = re.compile(r"\{\{|\}\}|\{%|%\}")
 MAX_BYTES = 500_000

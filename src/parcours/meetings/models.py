@@ -23,7 +23,8 @@ class Meeting(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities.id"))
+    # the remote call on the agenda; None once a cancelled meeting's planned call is removed
+    activity_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities.id"))
     title: Mapped[str] = mapped_column(String(200))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_min: Mapped[int] = mapped_column(Integer, default=15)

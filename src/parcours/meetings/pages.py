@@ -48,6 +48,8 @@ register_messages(
         ("Too many wrong passcodes from your network", "meetings.err.address_blocked"),
         ("The host has locked this meeting", "meetings.err.locked"),
         ("The host has not let you in", "meetings.err.refused"),
+        ("Choose an approved meeting invitation", "meetings.err.invitation"),
+        ("Only a meeting that has not started", "meetings.err.started"),
     ),
 )
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -64,11 +66,15 @@ def _zone() -> ZoneInfo:
 def _schedule_ctx(session, user, account_id: int, values: dict, errors: dict) -> dict:
     account = accounts.get_account(session, user, account_id)
     decision = consent.consent_for(session, account_id, "remote_meeting")
+    from parcours.email import service as email
+
+    invitations = email.templates_for(session, user, invitations=True)
     return {
         "account": account,
         "name": accounts.display_name(account),
         "consented": decision.allowed,
         "consent_reason": decision.reason,
+        "invitations": [(v.id, v.title) for v in invitations],
         "values": values,
         "errors": errors,
     }
@@ -87,24 +93,22 @@ def schedule_page(request: Request, account_id: int, user: PageUser, session: Se
 @router.post("/accounts/{account_id}/meetings")
 def schedule(request: Request, account_id: int, user: PageUser, session: SessionDep, form: Form):
     require(user, *service.HOSTS)
-    values = {k: form_text(form, k) for k in ("date", "time", "duration_min", "title")}
+    keys = ("date", "time", "duration_min", "title", "invitation_id")
+    values = {k: form_text(form, k) for k in keys}
     try:
-        try:
-            starts = datetime.fromisoformat(f"{values['date']}T{values['time']}")
-        except ValueError as exc:
-            raise Invalid(
-                "Choose a start between now and six months ahead.", field="starts_at"
-            ) from exc
-        if not values["duration_min"].isdigit():
-            raise Invalid("A meeting lasts 5 to 120 minutes.", field="duration_min")
+        starts, duration = _when(values)
+        invitation = values["invitation_id"]
+        if invitation and not invitation.isdigit():
+            raise Invalid("Choose an approved meeting invitation template.", field="invitation_id")
         with session.begin_nested():
             meeting, codes = service.schedule(
                 session,
                 user,
                 account_ids=[account_id],
-                starts_at=starts.replace(tzinfo=_zone()),
-                duration_min=int(values["duration_min"]),
+                starts_at=starts,
+                duration_min=duration,
                 title=values["title"],
+                invitation_id=int(invitation) if invitation else None,
             )
     except (Invalid, Conflict) as exc:
         ctx = _schedule_ctx(
@@ -116,23 +120,77 @@ def schedule(request: Request, account_id: int, user: PageUser, session: Session
     return redirect(f"/meetings/{meeting.id}")
 
 
+def _when(values: dict) -> tuple[datetime, int]:
+    """The start (in the lab's time zone) and duration typed in a form."""
+    try:
+        starts = datetime.fromisoformat(f"{values['date']}T{values['time']}")
+    except ValueError as exc:
+        raise Invalid(
+            "Choose a start between now and six months ahead.", field="starts_at"
+        ) from exc
+    if not values["duration_min"].isdigit():
+        raise Invalid("A meeting lasts 5 to 120 minutes.", field="duration_min")
+    return starts.replace(tzinfo=_zone()), int(values["duration_min"])
+
+
+@router.post("/meetings/{meeting_id}/reschedule")
+def reschedule(request: Request, meeting_id: int, user: PageUser, session: SessionDep, form: Form):
+    values = {k: form_text(form, k) for k in ("date", "time", "duration_min")}
+    try:
+        starts, duration = _when(values)
+        with session.begin_nested():
+            service.reschedule(session, user, meeting_id, starts_at=starts, duration_min=duration)
+    except (Invalid, Conflict) as exc:
+        errors = form_errors(request, exc, "meetings")
+        return _meeting(request, session, user, meeting_id, values, errors, status=exc.status)
+    request.session["flash"] = {"key": "meetings.flash.moved", "kind": "success"}
+    return redirect(f"/meetings/{meeting_id}")
+
+
+@router.post("/meetings/{meeting_id}/cancel")
+def cancel(request: Request, meeting_id: int, user: PageUser, session: SessionDep, form: Form):
+    try:
+        with session.begin_nested():
+            service.cancel(session, user, meeting_id)
+    except Conflict as exc:
+        errors = form_errors(request, exc, "meetings")
+        return _meeting(request, session, user, meeting_id, {}, errors, status=exc.status)
+    request.session["flash"] = {"key": "meetings.flash.cancelled", "kind": "success"}
+    return redirect(f"/meetings/{meeting_id}")
+
+
 @router.get("/meetings/{meeting_id}")
 def meeting_page(request: Request, meeting_id: int, user: PageUser, session: SessionDep):
+    return _meeting(request, session, user, meeting_id, {}, {})
+
+
+def _meeting(request, session, user, meeting_id: int, values: dict, errors: dict, status=200):
     meeting = service.hosted(session, user, meeting_id)
-    codes = request.session.pop("meeting_codes", {})
+    codes = request.session.pop("meeting_codes", {}) if not errors else {}
     people = [
         {"att": a, "link": service.link(a), "code": codes.get(str(a.id))}
         for a in service.attendees(session, meeting.id)
     ]
-    ctx = {"meeting": meeting, "people": people, "act": session.get(Activity, meeting.activity_id)}
-    return render(request, "meetings/meeting.html", ctx)
+    local = meeting.starts_at.astimezone(_zone())
+    defaults = {
+        "date": local.date().isoformat(),
+        "time": local.strftime("%H:%M"),
+        "duration_min": str(meeting.duration_min),
+    }
+    ctx = {
+        "meeting": meeting,
+        "people": people,
+        "values": {**defaults, **values},
+        "errors": errors,
+    }
+    return render(request, "meetings/meeting.html", ctx, status=status)
 
 
 @router.get("/meetings/{meeting_id}/room")
 def host_room(request: Request, meeting_id: int, user: PageUser, session: SessionDep):
     meeting = service.hosted(session, user, meeting_id)
     if meeting.state in ("ended", "cancelled"):
-        return redirect(f"/calls/{meeting.activity_id}")
+        return redirect(f"/meetings/{meeting.id}")
     act = session.get(Activity, meeting.activity_id)
     decks = [
         {"id": v.id, "title": v.title, "pages": v.page_count or 1}

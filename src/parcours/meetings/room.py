@@ -16,12 +16,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from parcours.content import service as content
+from parcours.content.models import ContentVersion
 from parcours.core import audit
 from parcours.core.db import new_session
 from parcours.core.errors import DomainError
@@ -33,6 +37,8 @@ log = logging.getLogger("parcours.meetings")
 router = APIRouter()
 MAX_MESSAGE = 64 * 1024
 HOST = "host"
+RECHECK_S = 10.0  # a version on screen is checked again this often (withdrawal, expiry)
+FLUSH_S = 2.0  # slides shown are recorded in batches this often
 STATS = ("rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps", "width", "height")
 
 
@@ -58,7 +64,7 @@ class Room:
     slide: Slide | None = None
     seq: int = 0
     shown: set[int] = field(default_factory=set)  # versions shown: guests may load their pages
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    checked: dict[int, tuple[int, float]] = field(default_factory=dict)  # version: pages, when
 
     def peers_in(self) -> list[str]:
         out = [HOST] if self.host is not None else []
@@ -73,6 +79,9 @@ class Room:
 
 
 ROOMS: dict[int, Room] = {}
+# slides shown and replaced, (meeting, slide, ended), recorded every FLUSH_S in one go
+PENDING: list[tuple[int, Slide, datetime]] = []
+_flusher: asyncio.Task | None = None
 
 
 def room_for(meeting_id: int) -> Room:
@@ -96,15 +105,29 @@ async def _to_room(room: Room, message: dict, *, but: str | None = None) -> None
     await asyncio.gather(*(_send(room.socket(p), message) for p in room.peers_in() if p != but))
 
 
-def _db(fn, *args):
-    """Run fn(session, *args) in a worker thread, in one committed transaction."""
+def _db(fn, *args, background: bool = False):
+    """Run fn(session, *args) in a worker thread, in one committed transaction.
+
+    background: work nobody waits for (rechecks, recording slides) goes through one thread
+    at a time, so that it never crowds the event loop out of the interpreter."""
 
     def work():
         with new_session() as session, session.begin():
             audit.bind_actor(session, None, "meeting room")
             return fn(session, *args)
 
-    return to_thread.run_sync(work)
+    return to_thread.run_sync(work, limiter=_background() if background else None)
+
+
+_LIMITERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _background() -> CapacityLimiter:
+    """One limiter per event loop (a test client runs a loop of its own)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _LIMITERS:
+        _LIMITERS[loop] = CapacityLimiter(1)
+    return _LIMITERS[loop]
 
 
 # ---------------------------------------------------------------- database steps
@@ -154,19 +177,22 @@ def _start(session, meeting_id: int) -> None:
     service.start(session, session.get(Meeting, meeting_id))
 
 
-def _check_slide(session, meeting_id: int, version_id: int, page: int) -> int:
+def _check_slide(session, meeting_id: int, version_id: int) -> int:
+    """The full check (approved, valid today, signatures intact, every HCP's country): the
+    version's page count, or a DomainError."""
     user, meeting = _host_user(session, meeting_id)
-    version = service.presentable_for(session, user, meeting, version_id)
-    if not 1 <= page <= (version.page_count or 1):
-        raise DomainError(f"This content has {version.page_count} pages.")
-    return version.page_count or 1
+    return service.presentable_for(session, user, meeting, version_id).page_count or 1
 
 
-def _record(session, meeting_id: int, slide: Slide, ended: datetime) -> None:
-    user, meeting = _host_user(session, meeting_id)
-    service.record_slide(
-        session, user, meeting, slide.seq, slide.version_id, slide.page, slide.started, ended
-    )
+def _record(session, shown: list[tuple[int, Slide, datetime]]) -> None:
+    by_meeting: dict[int, list] = {}
+    for meeting_id, slide, ended in shown:
+        by_meeting.setdefault(meeting_id, []).append(
+            (slide.seq, slide.version_id, slide.page, slide.started, ended)
+        )
+    for meeting_id, rows in by_meeting.items():
+        user, meeting = _host_user(session, meeting_id)
+        service.record_slides(session, user, meeting, rows)
 
 
 def _end(session, meeting_id: int) -> None:
@@ -272,6 +298,16 @@ async def _host_message(room: Room, message: dict) -> None:
         await _roster_to_host(room)
     elif kind == "present":
         await _present(room, message)
+    elif kind == "prepare" and isinstance(message.get("version_id"), int):
+        known = room.checked.get(message["version_id"])
+        if known is None or time.monotonic() - known[1] > RECHECK_S:
+            await _check(room, message["version_id"])
+            known = room.checked.get(message["version_id"])
+        if known:
+            await _send(
+                room.host,
+                {"type": "prepared", "version_id": message["version_id"], "pages": known[0]},
+            )
     elif kind == "mute" and isinstance(message.get("peer"), str):
         await _send(room.socket(message["peer"]), {"type": "mute"})
     elif kind == "stats":
@@ -311,31 +347,101 @@ async def _order(room: Room, order: str, attendee_id: int) -> None:
     await _roster_to_host(room)
 
 
+async def _check(room: Room, version_id: int) -> int | None:
+    """The full check of a version for this room (approved, valid today, signatures intact,
+    every HCP's country), cached; its page count, or None (the host is told why)."""
+    try:
+        pages = await _db(_check_slide, room.meeting_id, version_id)
+    except DomainError as exc:
+        room.checked.pop(version_id, None)
+        await _send(room.host, {"type": "error", "message": exc.detail})
+        return None
+    room.checked[version_id] = (pages, time.monotonic())
+    return pages
+
+
+def _still_in_force(session, version_id: int) -> bool:
+    """The light check made while a version is on screen: still approved, inside its dates,
+    not replaced (the signatures over the files were checked when the room first showed it)."""
+    version = session.get(ContentVersion, version_id)
+    day = content.today()
+    return (
+        version is not None
+        and content.is_valid_on(version, day)
+        and not content.replaced_on(session, version, day)
+    )
+
+
+async def _recheck(room: Room, version_id: int) -> None:
+    """Checked again while the room goes on; a version withdrawn or expired meanwhile is
+    taken off every screen at once."""
+    if await _db(_still_in_force, version_id, background=True):
+        return
+    room.checked.pop(version_id, None)
+    await _send(room.host, {"type": "error", "message": "This content can no longer be shown."})
+    if room.slide and room.slide.version_id == version_id:
+        _later(room.meeting_id, room.slide, _now())
+        room.slide = None
+        await _to_room(room, {"type": "slide-stopped"})
+
+
 async def _present(room: Room, message: dict) -> None:
+    """Show a slide to everyone. A version new to the room is checked first (the host page
+    asks for that as soon as a deck is chosen: "prepare"); one checked more than RECHECK_S
+    ago (as often as the in-person player asks) is shown and checked again alongside. The
+    slide it replaces is recorded a moment later, with others, off the way."""
     version_id, page = message.get("version_id"), message.get("page")
     if not isinstance(version_id, int) or not isinstance(page, int):
         return
-    async with room.lock:
-        try:
-            await _db(_check_slide, room.meeting_id, version_id, page)
-        except DomainError as exc:
-            await _send(room.host, {"type": "error", "message": exc.detail})
+    known = room.checked.get(version_id)
+    if known is None:
+        if await _check(room, version_id) is None:
             return
-        now = _now()
-        if room.slide is not None:
-            await _db(_record, room.meeting_id, room.slide, now)
-        room.seq += 1
-        room.slide = Slide(version_id, page, room.seq, now)
-        room.shown.add(version_id)
+        known = room.checked[version_id]
+    elif time.monotonic() - known[1] > RECHECK_S:
+        room.checked[version_id] = (known[0], time.monotonic())  # one recheck at a time
+        asyncio.create_task(_recheck(room, version_id))
+    if not 1 <= page <= known[0]:
+        await _send(room.host, {"type": "error", "message": f"This content has {known[0]} pages."})
+        return
+    now = _now()
+    ended, room.seq = room.slide, room.seq + 1
+    room.slide = Slide(version_id, page, room.seq, now)
+    room.shown.add(version_id)
     await _to_room(room, _slide_message(room.slide))
+    if ended is not None:
+        _later(room.meeting_id, ended, now)
+
+
+def _later(meeting_id: int, slide: Slide, ended: datetime) -> None:
+    global _flusher
+    PENDING.append((meeting_id, slide, ended))
+    stale = _flusher is not None and _flusher.get_loop() is not asyncio.get_running_loop()
+    if _flusher is None or _flusher.done() or stale:
+        _flusher = asyncio.create_task(_flush())
+
+
+async def _flush() -> None:
+    """Every FLUSH_S, the slides of every room in one transaction, while any wait."""
+    while PENDING:
+        await asyncio.sleep(FLUSH_S)
+        shown = PENDING[:]
+        del PENDING[: len(shown)]
+        try:
+            await _db(_record, shown, background=True)
+        except Exception:
+            log.exception("meeting rooms: %d slides not recorded", len(shown))
 
 
 async def _end_meeting(room: Room) -> None:
-    async with room.lock:
-        if room.slide is not None:
-            await _db(_record, room.meeting_id, room.slide, _now())
-            room.slide = None
-        await _db(_end, room.meeting_id)
+    if room.slide is not None:
+        PENDING.append((room.meeting_id, room.slide, _now()))
+        room.slide = None
+    shown = [p for p in PENDING if p[0] == room.meeting_id]
+    if shown:
+        PENDING[:] = [p for p in PENDING if p[0] != room.meeting_id]
+        await _db(_record, shown)  # an event id is stored once: no double
+    await _db(_end, room.meeting_id)
     for ws in [room.host, *room.guests.values()]:
         await _send(ws, {"type": "ended"})
     for ws in list(room.guests.values()):

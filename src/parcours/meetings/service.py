@@ -22,6 +22,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ from parcours.activities import service as activities
 from parcours.consent import service as consent
 from parcours.content import clm
 from parcours.content.models import ContentVersion
+from parcours.core import jobs
 from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound, TooMany
 from parcours.core.models import Role, User
 from parcours.core.settings import get_settings
@@ -182,8 +184,10 @@ def schedule(
     starts_at: datetime,
     duration_min: int = 15,
     title: str = "",
+    invitation_id: int | None = None,
 ) -> tuple[Meeting, dict[int, str]]:
-    """Plan a meeting with one to three HCPs who consented to remote meetings.
+    """Plan a meeting with one to three HCPs who consented to remote meetings; with an
+    approved invitation template, each HCP gets it by email with the calendar event.
 
     Returns the meeting and each attendee's passcode (shown once, kept only hashed)."""
     if user.role not in HOSTS:
@@ -194,13 +198,7 @@ def schedule(
         or len(set(account_ids)) != len(account_ids)
     ):
         raise Invalid(f"Invite one to {MAX_GUESTS} different HCPs.", field="account_ids")
-    if starts_at.tzinfo is None:
-        raise Invalid("Give the start time with its time zone.", field="starts_at")
-    now = _now()
-    if starts_at < now - timedelta(minutes=5) or starts_at > now + timedelta(days=180):
-        raise Invalid("Choose a start between now and six months ahead.", field="starts_at")
-    if not 5 <= duration_min <= 120:
-        raise Invalid("A meeting lasts 5 to 120 minutes.", field="duration_min")
+    _check_time(starts_at, duration_min)
     title = (title or "").strip()
     if len(title) > 200:
         raise Invalid("A title is at most 200 characters.", field="title")
@@ -247,7 +245,84 @@ def schedule(
         session.add(att)
         session.flush()
         codes[att.id] = code
+    if invitation_id is not None:
+        invite(session, user, meeting, invitation_id, codes)
     return meeting, codes
+
+
+def invite(
+    session: Session, user: User, meeting: Meeting, template_id: int, codes: dict[int, str]
+) -> None:
+    """Each HCP's invitation through Approved Email, with their link, passcode and event."""
+    from parcours.email import service as email  # email builds on content and consent
+    from parcours.meetings import ics
+
+    version = session.get(ContentVersion, template_id)
+    if version is None or version not in email.templates_for(session, user, invitations=True):
+        raise Invalid("Choose an approved meeting invitation template.", field="invitation_id")
+    for att in attendees(session, meeting.id):
+        account = session.get(Account, att.account_id)
+        if not account.emails:
+            raise Invalid(f"{att.display_name} has no email address.", field="invitation_id")
+        zone = ZoneInfo(email.ZONES.get(account.country, get_settings().timezone))
+        values = {
+            "meeting_link": link(att),
+            "meeting_passcode": codes[att.id],
+            "meeting_time": meeting.starts_at.astimezone(zone).strftime("%d/%m/%Y %H:%M"),
+        }
+        event = ics.event(meeting, att, account.emails[0], link=link(att), passcode=codes[att.id])
+        email.invite(session, user, account, version, meeting=values, ics=event)
+
+
+def cancel(session: Session, user: User, meeting_id: int) -> Meeting:
+    """Call the meeting off: links stop working, the HCPs' calendars drop the event."""
+    meeting = hosted(session, user, meeting_id, for_update=True)
+    if meeting.state != "scheduled":
+        raise Conflict("Only a meeting that has not started can be cancelled.", field="meeting")
+    meeting.state = "cancelled"
+    meeting.sequence += 1
+    planned, meeting.activity_id = meeting.activity_id, None
+    session.flush()
+    activities.delete_planned(session, user, planned)
+    _notify(session, meeting, "CANCEL")
+    return meeting
+
+
+def reschedule(
+    session: Session, user: User, meeting_id: int, *, starts_at: datetime, duration_min: int
+) -> Meeting:
+    """A new time: the call moves on the agenda and the HCPs' calendars update the event."""
+    meeting = hosted(session, user, meeting_id, for_update=True)
+    if meeting.state != "scheduled":
+        raise Conflict("Only a meeting that has not started can be moved.", field="meeting")
+    _check_time(starts_at, duration_min)
+    meeting.starts_at, meeting.duration_min = starts_at, duration_min
+    meeting.sequence += 1
+    activities.update_activity(
+        session, user, meeting.activity_id, start_at=starts_at, duration_min=duration_min
+    )
+    _notify(session, meeting, "REQUEST")
+    return meeting
+
+
+def _notify(session: Session, meeting: Meeting, method: str) -> None:
+    for att in attendees(session, meeting.id):
+        if session.get(Account, att.account_id).emails:
+            jobs.enqueue(
+                session,
+                "meetings.notice",
+                {"meeting_id": meeting.id, "attendee_id": att.id, "method": method},
+            )
+
+
+def _check_time(starts_at: datetime, duration_min: int) -> None:
+    if starts_at.tzinfo is None:
+        raise Invalid("Give the start time with its time zone.", field="starts_at")
+    now = _now()
+    if starts_at < now - timedelta(minutes=5) or starts_at > now + timedelta(days=180):
+        raise Invalid("Choose a start between now and six months ahead.", field="starts_at")
+    if not 5 <= duration_min <= 120:
+        raise Invalid("A meeting lasts 5 to 120 minutes.", field="duration_min")
 
 
 def attendees(session: Session, meeting_id: int) -> list[MeetingAttendee]:
@@ -364,17 +439,14 @@ def presentable_for(
     return version
 
 
-def record_slide(
+def record_slides(
     session: Session,
     user: User,
     meeting: Meeting,
-    seq: int,
-    version_id: int,
-    page: int,
-    started: datetime,
-    ended: datetime,
+    shown: list[tuple[int, int, int, datetime, datetime]],
 ) -> None:
-    """A slide shown in the room, as the in-person player records one."""
+    """Slides shown in the room, (seq, version, page, started, ended) each, recorded as
+    the in-person player records them (an event id is stored once: resending is harmless)."""
     result = clm.ingest(
         session,
         user,
@@ -389,6 +461,7 @@ def record_slide(
                 "duration_ms": max(0, int((ended - started).total_seconds() * 1000)),
                 "reaction": None,
             }
+            for seq, version_id, page, started, ended in shown
         ],
     )
     for refused in result.get("rejected", []):

@@ -88,6 +88,18 @@ def run(engine: Engine, hcps: int = 400, seed: int = 42) -> dict:
                     proof="demo import: consent forms 2026-09",
                 )
                 made["opted_in"] += 1
+            if draw > 0.3:
+                service.capture(
+                    session,
+                    admin,
+                    acc.id,
+                    channel="remote_meeting",
+                    status="opted_in",
+                    source="signed_in_person",
+                    text_id=text.id,
+                    proof=f"signed form {acc.id:06d}",
+                )
+                made["remote_meeting"] = made.get("remote_meeting", 0) + 1
             if draw > 0.5:
                 service.capture(
                     session,

@@ -8,6 +8,7 @@ email invitation per language.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -57,6 +58,36 @@ EMAIL_TEMPLATES = {
 <p>Kind regards,<br>{{ rep_signature }}</p>
 <p style="font-size: 12px; color: #64748b">Approved promotional material.
 <a href="{{ unsubscribe_link }}">Unsubscribe</a></p>
+</body></html>
+""",
+}
+MEETING_TITLES = {
+    "fr": "{brand} — invitation à une visite à distance",
+    "en": "{brand} — remote meeting invitation",
+}
+MEETING_TEMPLATES = {
+    "fr": """<!DOCTYPE html>
+<html lang="fr"><head><meta charset="utf-8"><title>Visite à distance</title></head>
+<body style="font-family: Arial, sans-serif; color: #1e293b; max-width: 560px">
+<p>Bonjour {{ recipient_title }} {{ recipient_name }},</p>
+<p>Je vous propose une visite à distance de 15 minutes le {{ meeting_time }}.</p>
+<p>Votre lien personnel : <a href="{{ meeting_link }}">rejoindre le rendez-vous</a><br>
+Votre code : <b>{{ meeting_passcode }}</b></p>
+<p>Aucun logiciel à installer : le rendez-vous s'ouvre dans votre navigateur.</p>
+<p>Bien cordialement,<br>{{ rep_signature }}</p>
+<p style="font-size: 12px; color: #64748b"><a href="{{ unsubscribe_link }}">Se désinscrire</a></p>
+</body></html>
+""",
+    "en": """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Remote meeting</title></head>
+<body style="font-family: Arial, sans-serif; color: #1e293b; max-width: 560px">
+<p>Dear {{ recipient_title }} {{ recipient_name }},</p>
+<p>I would like to offer you a 15-minute remote meeting on {{ meeting_time }}.</p>
+<p>Your personal link: <a href="{{ meeting_link }}">join the meeting</a><br>
+Your passcode: <b>{{ meeting_passcode }}</b></p>
+<p>Nothing to install: the meeting opens in your browser.</p>
+<p>Kind regards,<br>{{ rep_signature }}</p>
+<p style="font-size: 12px; color: #64748b"><a href="{{ unsubscribe_link }}">Unsubscribe</a></p>
 </body></html>
 """,
 }
@@ -190,21 +221,26 @@ def run(engine: Engine, password: str, today: date | None = None) -> dict:
             if code in products:
                 build(code, brand, area, messages, "fr", ["FR"], n + 4, state)
                 made[state] += 1
-        # an approved email invitation per language, for Approved Email from HCP 360
-        for lang, countries in (("fr", ["FR"]), ("en", ["DE", "ES", "GB", "IT"])):
+        # an approved email invitation per language, for Approved Email from HCP 360, and a
+        # remote meeting invitation per language, sent when a meeting is planned
+        kinds = (("invitation", EMAIL_TEMPLATES, EMAIL_TITLES, "promotional"),)
+        kinds += (("meeting", MEETING_TEMPLATES, MEETING_TITLES, "medical"),)
+        for (name, bodies, titles, ctype), (lang, countries) in itertools.product(
+            kinds, (("fr", ["FR"]), ("en", ["DE", "ES", "GB", "IT"]))
+        ):
             code, brand, _area, messages = PRODUCTS[0]
             if code not in products:
                 continue
-            path = Path(tmp) / f"invitation-{lang}.html"
-            path.write_text(EMAIL_TEMPLATES[lang], encoding="utf-8")
+            path = Path(tmp) / f"{name}-{lang}.html"
+            path.write_text(bodies[lang], encoding="utf-8")
             version = service.upload(
                 session,
                 marketing,
                 path,
                 path.name,
                 {
-                    "title": EMAIL_TITLES[lang].format(brand=brand),
-                    "content_type": "promotional",
+                    "title": titles[lang].format(brand=brand),
+                    "content_type": ctype,
                     "language": lang,
                     "countries": countries,
                     "product_ids": [products[code].id],

@@ -186,7 +186,10 @@
       document.getElementById("show").onclick = () => present(1);
       document.getElementById("next").onclick = () => present(page + 1);
       document.getElementById("prev").onclick = () => present(page - 1);
-      deck.onchange = () => present(1);
+      deck.onchange = () => {
+        send({ type: "prepare", version_id: Number(deck.value) });
+        present(1);
+      };
     }
     document.getElementById("lock").onclick = (e) => {
       send({ type: "lock", locked: e.currentTarget.getAttribute("aria-pressed") !== "true" });
@@ -252,6 +255,7 @@
         case "admitted":
           admitted = true;
           me = msg.you;
+          if (cfg.host && deck) send({ type: "prepare", version_id: Number(deck.value) });
           say(W.admitted, "admitted");
           for (const peer of msg.peers) await call(peer);
           break;
@@ -266,6 +270,11 @@
           break;
         case "slide":
           showSlide(msg);
+          break;
+        case "slide-stopped": // withdrawn or expired while on screen
+          slideImg.hidden = true;
+          noSlide.hidden = false;
+          delete room.dataset.slide;
           break;
         case "roster":
           roster(msg);
