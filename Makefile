@@ -42,7 +42,7 @@ bench: install
 	$(PY) benchmarks/crm.py
 	$(PY) benchmarks/content.py --backend both
 	$(PY) benchmarks/approved_email.py --messages 2000 --campaign 100000
-	$(PY) benchmarks/meetings.py --meetings 500 --rounds 5 --spread 5
+	$(PY) benchmarks/meetings.py --meetings 500 --rounds 5 --spread 5 --browsers 5
 
 clean:
 	rm -rf var/ .pytest_cache

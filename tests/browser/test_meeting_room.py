@@ -191,6 +191,9 @@ def test_a_remote_detailing_call_between_two_browsers(browser, live_server, meet
         host.get_by_role("button", name="End for all").click()
         expect(host).to_have_url(re.compile(rf"/calls/{w['activity_id']}$"))
         expect(host.locator("body")).to_contain_text(w["deck"])
+        people = host.locator("#meeting-people")
+        expect(people).to_contain_text(w["names"][0])
+        expect(people).to_contain_text("joined")
         assert host.get_by_label("Duration").input_value() not in ("", "0")
         # and the ended meeting's links no longer open it
         assert guest.goto(f"{base}/m/{w['links'][0]}").status == 404

@@ -190,6 +190,7 @@ def form_context(
         "outcomes": OUTCOMES,
         "confirm_submit": confirm_submit,
         "shown": clm.shown_in_call(session, act.id) if act else [],
+        "meeting_people": _meeting_people(session, act) if act else [],
     }
 
 
@@ -296,7 +297,24 @@ def _view_context(
         "key_message_options": key_message_options(session, user, values["key_messages"]),
         "shown": clm.shown_in_call(session, act.id),
         **_follow_ups(session, user, act, account),
+        "meeting_people": _meeting_people(session, act),
     }
+
+
+def _meeting_people(session, act: Activity) -> list:
+    """For a remote call held in a meeting room: who joined and left when."""
+    from parcours.meetings.models import Meeting, MeetingAttendee  # meetings build on calls
+
+    meeting = session.scalar(select(Meeting).where(Meeting.activity_id == act.id))
+    if meeting is None:
+        return []
+    return list(
+        session.scalars(
+            select(MeetingAttendee)
+            .where(MeetingAttendee.meeting_id == meeting.id)
+            .order_by(MeetingAttendee.id)
+        )
+    )
 
 
 def _follow_ups(session, user: User, act: Activity, account: Account) -> dict:

@@ -59,7 +59,7 @@ def offered(session: Session, user: User, act: Activity | None = None) -> list[C
     for v in rows:
         if user.role not in (Role.admin, Role.marketing) and not service.can_see(session, user, v):
             continue
-        if v.kind == "video" or not service.presentable(session, v, day):
+        if v.kind in ("video", "email") or not service.presentable(session, v, day):
             continue
         if any(o.content_id == v.content_id for o in out):
             continue  # two approved versions in force: the newest (first, by decision date)

@@ -20,6 +20,7 @@ from parcours.content.models import ContentVersion
 from parcours.core import audit, i18n
 from parcours.core.deps import PageUser, SessionDep, require
 from parcours.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from parcours.core.models import User
 from parcours.core.security import csrf_matches
 from parcours.core.settings import get_settings
 from parcours.meetings import room, service
@@ -197,6 +198,7 @@ def host_room(request: Request, meeting_id: int, user: PageUser, session: Sessio
         for v in clm.offered(session, user, act)
     ]
     config = _config(request, meeting, service.ticket(room.HOST, meeting.id), host=True)
+    config["names"] = {f"a{a.id}": a.display_name for a in service.attendees(session, meeting.id)}
     config.update(
         decks=decks,
         pageUrl="/content/versions/{v}/pages/{p}.jpg",
@@ -303,7 +305,8 @@ def guest_room(request: Request, token: str, session: SessionDep):
     if peer != f"a{att.id}" or meeting_id != meeting.id:
         return redirect(f"/m/{token}")
     config = _config(request, meeting, ticket, host=False)
-    config.update(pageUrl=f"/m/{token}/slides/{{v}}/{{p}}.jpg")
+    host = session.get(User, meeting.host_id)
+    config.update(pageUrl=f"/m/{token}/slides/{{v}}/{{p}}.jpg", names={"host": host.full_name})
     ctx = {"meeting": meeting, "config": config, "host": False, "att": att, "token": token}
     return _public(request, "meetings/room.html", ctx)
 

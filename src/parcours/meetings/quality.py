@@ -84,11 +84,14 @@ def live(session: Session, user: User) -> list[dict]:
     out = []
     for m in meetings:
         peers = summary(session, m.id, since)
+        everyone = service.attendees(session, m.id)
         out.append(
             {
                 "meeting": m,
                 "host": hosts.get(m.host_id, "—"),
-                "people": [a for a in service.attendees(session, m.id) if a.state == "admitted"],
+                "names": {"host": hosts.get(m.host_id, "—")}
+                | {f"a{a.id}": a.display_name for a in everyone},
+                "people": [a for a in everyone if a.state == "admitted"],
                 "peers": peers,
                 "bad": any(p.problems for p in peers),
             }

@@ -225,7 +225,7 @@ def schedule(
     meeting = Meeting(
         host_id=user.id,
         activity_id=act.id,
-        title=title or f"Remote meeting with {accounts.display_name(guests[0])}",
+        title=title or _default_title(guests),
         starts_at=starts_at,
         duration_min=duration_min,
     )
@@ -323,6 +323,14 @@ def _check_time(starts_at: datetime, duration_min: int) -> None:
         raise Invalid("Choose a start between now and six months ahead.", field="starts_at")
     if not 5 <= duration_min <= 120:
         raise Invalid("A meeting lasts 5 to 120 minutes.", field="duration_min")
+
+
+def _default_title(guests: list[Account]) -> str:
+    """In the first HCP's language: they read it on the invitation and in the room."""
+    names = ", ".join(accounts.display_name(a) for a in guests)
+    if (guests[0].preferred_language or guests[0].country or "").lower()[:2] == "fr":
+        return f"Visite à distance avec {names}"[:200]
+    return f"Remote meeting with {names}"[:200]
 
 
 def attendees(session: Session, meeting_id: int) -> list[MeetingAttendee]:

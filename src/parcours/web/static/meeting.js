@@ -60,7 +60,7 @@
       video.autoplay = true;
       video.playsInline = true;
       const cap = document.createElement("figcaption");
-      cap.textContent = peer === "host" ? "" : peer;
+      cap.textContent = (cfg.names || {})[peer] || "";
       fig.append(video, cap);
       videos.append(fig);
     }
