@@ -51,12 +51,11 @@ def pct(values: list[float], p: float) -> float:
 def build(meetings: int) -> list[dict]:
     """The world, through the services; each meeting's tickets."""
     from parcours.accounts.models import Territory
-    from parcours.consent.models import ConsentRecord
     from parcours.core import audit, db
     from parcours.meetings import service
 
     from content_factories import acting, approved_version, build_mlr
-    from factories import create_hcp
+    from factories import consent_to_remote_meetings, create_hcp
 
     out = []
     with db.new_session() as s, s.begin():
@@ -69,17 +68,7 @@ def build(meetings: int) -> list[dict]:
         with acting(s, mlr.rep):
             for i in range(meetings):
                 guests = [create_hcp(s, territory) for _ in range(1 + i % 3)]
-                for hcp in guests:
-                    s.add(
-                        ConsentRecord(
-                            account_id=hcp.id,
-                            channel="remote_meeting",
-                            status="opted_in",
-                            source="import",
-                            captured_at=datetime.now(UTC) - timedelta(days=1),
-                        )
-                    )
-                s.flush()
+                consent_to_remote_meetings(s, *(h.id for h in guests))
                 meeting, codes = service.schedule(
                     s, mlr.rep, account_ids=[h.id for h in guests], starts_at=datetime.now(UTC)
                 )

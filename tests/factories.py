@@ -209,3 +209,23 @@ def login(client: TestClient, email: str, password: str = PASSWORD):
         data={"email": email, "password": password, "_csrf": token},
         follow_redirects=False,
     )
+
+
+def consent_to_remote_meetings(session: Session, *account_ids: int, status: str = "opted_in"):
+    """Remote-meeting consent for these HCPs, signed in person a minute ago."""
+    from datetime import UTC, datetime, timedelta
+
+    from parcours.consent.models import ConsentRecord
+
+    for account_id in account_ids:
+        session.add(
+            ConsentRecord(
+                account_id=account_id,
+                channel="remote_meeting",
+                status=status,
+                source="signed_in_person",
+                captured_at=datetime.now(UTC) - timedelta(minutes=1),
+                proof="signed form",
+            )
+        )
+    session.flush()

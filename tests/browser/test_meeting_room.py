@@ -7,7 +7,7 @@ prefilled with the real duration and slides. No request of the room leaves 127.0
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import expect
@@ -15,14 +15,13 @@ from sqlalchemy.orm import Session
 from test_clm import signed_in
 
 from parcours.accounts.models import Territory
-from parcours.consent.models import ConsentRecord
 from parcours.core import audit
 from parcours.core.db import make_engine
 from parcours.core.models import User
 from parcours.meetings import service
 
 from content_factories import _LIGHT_HASH, MLR, approved_version
-from factories import create_hcp, create_product, create_user
+from factories import consent_to_remote_meetings, create_hcp, create_product, create_user
 
 pytestmark = pytest.mark.browser
 
@@ -70,18 +69,7 @@ def meeting_world(live_server):
             )
             s.flush()
             deck = approved_version(s, team, pages=2, title="Remotix remote deck")
-            for hcp in guests:
-                s.add(
-                    ConsentRecord(
-                        account_id=hcp.id,
-                        channel="remote_meeting",
-                        status="opted_in",
-                        source="signed_in_person",
-                        captured_at=datetime.now(UTC) - timedelta(days=1),
-                        proof="signed form",
-                    )
-                )
-            s.flush()
+            consent_to_remote_meetings(s, *(h.id for h in guests))
             meeting, codes = service.schedule(
                 s,
                 rep,

@@ -12,7 +12,6 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from parcours.activities.models import Activity
-from parcours.consent.models import ConsentRecord
 from parcours.core import db, jobs
 from parcours.core.errors import Conflict, Invalid
 from parcours.core.models import User
@@ -23,6 +22,7 @@ from parcours.meetings.models import Meeting
 
 from content_factories import acting
 from email_factories import approved_email_template
+from factories import consent_to_remote_meetings
 
 INVITATION = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Invitation</title></head>
@@ -55,15 +55,7 @@ def invitation(scene) -> int:
 def _hcp(scene) -> int:
     hcp_id = scene.hcp()  # opted in to email
     with db.new_session() as session, session.begin():
-        session.add(
-            ConsentRecord(
-                account_id=hcp_id,
-                channel="remote_meeting",
-                status="opted_in",
-                source="signed_in_person",
-                captured_at=datetime.now(UTC) - timedelta(minutes=1),
-            )
-        )
+        consent_to_remote_meetings(session, hcp_id)
     return hcp_id
 
 
@@ -130,15 +122,7 @@ def test_an_invitation_template_cannot_be_sent_as_an_ordinary_email(scene, invit
 def test_without_email_consent_the_meeting_is_not_planned_at_all(scene, invitation):
     hcp_id = scene.hcp(consent_to_email=False)
     with db.new_session() as session, session.begin():
-        session.add(
-            ConsentRecord(
-                account_id=hcp_id,
-                channel="remote_meeting",
-                status="opted_in",
-                source="signed_in_person",
-                captured_at=datetime.now(UTC) - timedelta(minutes=1),
-            )
-        )
+        consent_to_remote_meetings(session, hcp_id)
     with pytest.raises(Conflict, match="No consent recorded"):
         _schedule(scene, hcp_id, invitation)
     with db.new_session(write=False) as session:

@@ -10,29 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from parcours.activities.models import Activity, Attendee
-from parcours.consent.models import ConsentRecord
 from parcours.core.errors import Conflict, Forbidden, Invalid, NotFound, TooMany
 from parcours.core.models import AuditRecord
 from parcours.meetings import service
 from parcours.meetings.models import Meeting
 
 from content_factories import acting, approved_version
-from factories import create_hcp, create_user, login
+from factories import consent_to_remote_meetings, create_hcp, create_user, login
 
 
 def consent_to_meetings(session, *accounts, status="opted_in"):
-    for account in accounts:
-        session.add(
-            ConsentRecord(
-                account_id=account.id,
-                channel="remote_meeting",
-                status=status,
-                source="signed_in_person",
-                captured_at=datetime.now(UTC) - timedelta(minutes=1),
-                proof="signed form",
-            )
-        )
-    session.flush()
+    consent_to_remote_meetings(session, *(a.id for a in accounts), status=status)
 
 
 def schedule(session, mlr, *accounts, **over):
@@ -275,3 +263,62 @@ def test_without_consent_the_schedule_page_says_why(client, session, mlr):
     page = client.get(f"/accounts/{mlr.hcp.id}/meetings/new")
     assert 'id="no-consent"' in page.text
     assert f'action="/accounts/{mlr.hcp.id}/meetings"' not in page.text
+
+
+def test_a_planned_call_of_the_plan_becomes_the_meeting(session, mlr):
+    from parcours.activities import service as activities
+
+    consent_to_meetings(session, mlr.hcp)
+    other = create_hcp(session, mlr.territory)
+    with acting(session, mlr.rep):
+        planned = activities.create_activity(
+            session,
+            mlr.rep,
+            account_ids=[mlr.hcp.id],
+            channel="field_visit",
+            start_at=datetime.now(UTC) + timedelta(days=1),
+            status="planned",
+        )
+        elsewhere = activities.create_activity(
+            session,
+            mlr.rep,
+            account_ids=[other.id],
+            channel="field_visit",
+            start_at=datetime.now(UTC) + timedelta(days=1),
+            status="planned",
+        )
+        with pytest.raises(Invalid, match="another HCP") as refused:
+            schedule(session, mlr, call_id=elsewhere.id)
+        assert refused.value.errors[0]["field"] == "call_id"
+        when = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+        m, _ = schedule(session, mlr, call_id=planned.id, starts_at=when, duration_min=20)
+        assert m.activity_id == planned.id  # no second call on the agenda
+        assert (planned.channel, planned.start_at, planned.duration_min) == (
+            "remote_detailing",
+            when,
+            20,
+        )
+        with pytest.raises(Conflict, match="already has its meeting"):
+            schedule(session, mlr, call_id=planned.id)
+    assert service.for_call(session, planned.id) == m
+
+
+def test_the_call_form_offers_to_hold_a_planned_call_remotely(client, session, mlr):
+    from parcours.activities import service as activities
+
+    consent_to_meetings(session, mlr.hcp)
+    with acting(session, mlr.rep):
+        planned = activities.create_activity(
+            session,
+            mlr.rep,
+            account_ids=[mlr.hcp.id],
+            channel="field_visit",
+            start_at=datetime.now(UTC) + timedelta(days=1),
+            status="planned",
+        )
+    session.commit()
+    login(client, mlr.rep.email)
+    link = f"/accounts/{mlr.hcp.id}/meetings/new?call={planned.id}"
+    assert f'href="{link}"' in client.get(f"/calls/{planned.id}").text
+    page = client.get(link)
+    assert 'id="from-call"' in page.text and f'name="call_id" value="{planned.id}"' in page.text

@@ -4,19 +4,19 @@ slides checked and sent to everyone, removal and the end. Real sockets through t
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from parcours.consent.models import ConsentRecord
 from parcours.core import audit, db
 from parcours.meetings import room, service
 from parcours.meetings.models import Meeting, MeetingAttendee, MeetingQuality
 
 from content_factories import approved_version, build_mlr
-from factories import login
+from factories import consent_to_remote_meetings, login
 
 
 @pytest.fixture
@@ -25,16 +25,7 @@ def scene(committed_db):
         audit.bind_actor(s, None, "test")
         mlr = build_mlr(s)
         mlr.rep.country = "FR"
-        s.add(
-            ConsentRecord(
-                account_id=mlr.hcp.id,
-                channel="remote_meeting",
-                status="opted_in",
-                source="signed_in_person",
-                captured_at=datetime.now(UTC) - timedelta(minutes=1),
-            )
-        )
-        s.flush()
+        consent_to_remote_meetings(s, mlr.hcp.id)
         deck = approved_version(s, mlr, pages=2)
         meeting, codes = service.schedule(
             s, mlr.rep, account_ids=[mlr.hcp.id], starts_at=datetime.now(UTC)
@@ -63,6 +54,18 @@ def host_url(ids) -> str:
 def guest_url(ids) -> str:
     peer = f"a{ids['attendee']}"
     return f"/ws/meetings/{ids['meeting']}?ticket={service.ticket(peer, ids['meeting'])}"
+
+
+@contextmanager
+def in_room(client, ids):
+    """The HCP waits, the host comes in and admits them: (host, guest) sockets."""
+    with client.websocket_connect(guest_url(ids)) as guest:
+        until(guest, "waiting")
+        with client.websocket_connect(host_url(ids)) as host:
+            until(host, "roster")
+            host.send_json({"type": "admit", "attendee": ids["attendee"]})
+            until(guest, "admitted")
+            yield host, guest
 
 
 def until(ws, kind: str, limit: int = 10) -> dict:
@@ -136,6 +139,9 @@ def test_waiting_admitted_signals_slides_removal(scene):
                 client.get(f"/m/{ids['token']}/slides/{ids['deck'] + 1}/1.jpg").status_code == 404
             )
 
+            host.send_json({"type": "react", "reaction": "positive"})
+            assert until(host, "reacted") == {"type": "reacted", "reaction": "positive"}
+            host.send_json({"type": "react", "reaction": "delighted"})  # not a reaction: ignored
             guest.send_json({"type": "stats", "rtt_ms": 12.5, "loss_pct": 0.0, "width": 640})
             host.send_json({"type": "remove", "attendee": ids["attendee"]})
             assert until(guest, "removed") == {"type": "removed"}
@@ -156,50 +162,49 @@ def test_the_end_tells_everyone_and_closes_the_links(scene):
             until(host, "roster")
             host.send_json({"type": "lock", "locked": True})
             assert until(host, "roster")["locked"] is True
+            host.send_json({"type": "present", "version_id": ids["deck"], "page": 2})
+            until(host, "slide")
+            host.send_json({"type": "react", "reaction": "negative"})
+            until(host, "reacted")
             host.send_json({"type": "end"})
             assert until(host, "ended") == {"type": "ended"}
         assert until(guest, "ended") == {"type": "ended"}
     with db.new_session(write=False) as s:
-        assert s.get(Meeting, ids["meeting"]).state == "ended"
+        meeting = s.get(Meeting, ids["meeting"])
+        assert meeting.state == "ended"
+        from parcours.content import clm
+
+        views = clm.views_for_call(s, meeting.activity_id)
+        assert [(v.page, v.reaction) for v in views] == [(2, "negative")]
     assert client.get(f"/m/{ids['token']}").status_code == 404
 
 
 def test_operations_see_live_meetings_and_their_quality_flagged(scene):
     client, ids = scene
-    with client.websocket_connect(guest_url(ids)) as guest:
-        until(guest, "waiting")
-        with client.websocket_connect(host_url(ids)) as host:
-            until(host, "roster")
-            host.send_json({"type": "admit", "attendee": ids["attendee"]})
-            until(guest, "admitted")
-            guest.send_json({"type": "stats", "rtt_ms": 480.0, "loss_pct": 9.5, "width": 320})
-            host.send_json({"type": "stats", "rtt_ms": 20.0, "loss_pct": 0.0, "bitrate_kbps": 900})
-            host.send_json({"type": "lock", "locked": True})
-            until(host, "roster")  # after the stats: they are written by now
-            login(client, ids["admin"])
-            page = client.get("/meetings/live")
-            assert page.status_code == 200 and 'data-bad="true"' in page.text
-            assert "480.0 ms" in page.text and "Poor" in page.text
-            history = client.get(f"/meetings/{ids['meeting']}/quality")
-            assert history.status_code == 200 and history.text.count("row-flagged") == 1
-            client.get("/logout")
-            login(client, ids["rep"])
-            assert client.get("/meetings/live").status_code == 403  # managers and admins
-            host.send_json({"type": "end"})
-            until(host, "ended")
+    with in_room(client, ids) as (host, guest):
+        guest.send_json({"type": "stats", "rtt_ms": 480.0, "loss_pct": 9.5, "width": 320})
+        host.send_json({"type": "stats", "rtt_ms": 20.0, "loss_pct": 0.0, "bitrate_kbps": 900})
+        host.send_json({"type": "lock", "locked": True})
+        until(host, "roster")  # after the stats: they are written by now
+        login(client, ids["admin"])
+        page = client.get("/meetings/live")
+        assert page.status_code == 200 and 'data-bad="true"' in page.text
+        assert "480.0 ms" in page.text and "Poor" in page.text
+        history = client.get(f"/meetings/{ids['meeting']}/quality")
+        assert history.status_code == 200 and history.text.count("row-flagged") == 1
+        client.get("/logout")
+        login(client, ids["rep"])
+        assert client.get("/meetings/live").status_code == 403  # managers and admins
+        host.send_json({"type": "end"})
+        until(host, "ended")
         until(guest, "ended")
 
 
 def test_after_the_meeting_the_hcp_rates_it_once(scene):
     client, ids = scene
-    with client.websocket_connect(guest_url(ids)) as guest:
-        until(guest, "waiting")
-        with client.websocket_connect(host_url(ids)) as host:
-            until(host, "roster")
-            host.send_json({"type": "admit", "attendee": ids["attendee"]})
-            until(guest, "admitted")
-            host.send_json({"type": "end"})
-            until(host, "ended")
+    with in_room(client, ids) as (host, guest):
+        host.send_json({"type": "end"})
+        until(host, "ended")
     page = client.get("/login")  # any page gives this browser its form token
     token = page.text.split('name="_csrf" value="')[1].split('"')[0]
     url = f"/m/{ids['token']}/rating"
@@ -219,26 +224,21 @@ def test_content_withdrawn_while_on_screen_leaves_every_screen(scene, monkeypatc
 
     client, ids = scene
     monkeypatch.setattr(room, "RECHECK_S", 0.0)  # checked again at every slide
-    with client.websocket_connect(guest_url(ids)) as guest:
-        until(guest, "waiting")
-        with client.websocket_connect(host_url(ids)) as host:
-            until(host, "roster")
-            host.send_json({"type": "admit", "attendee": ids["attendee"]})
-            until(guest, "admitted")
-            host.send_json({"type": "prepare", "version_id": ids["deck"]})
-            assert until(host, "prepared")["pages"] == 2
-            host.send_json({"type": "present", "version_id": ids["deck"], "page": 1})
-            until(guest, "slide")
-            with db.new_session() as s, s.begin():  # MLR withdraws it meanwhile
-                s.execute(
-                    update(ContentVersion)
-                    .where(ContentVersion.id == ids["deck"])
-                    .values(state="withdrawn")
-                )
-            host.send_json({"type": "present", "version_id": ids["deck"], "page": 2})
-            assert until(guest, "slide-stopped") == {"type": "slide-stopped"}
-            assert "no longer" in until(host, "error")["message"]
-            host.send_json({"type": "present", "version_id": ids["deck"], "page": 1})
-            assert until(host, "error")["message"]  # checked in full again: refused
-            host.send_json({"type": "end"})
-            until(host, "ended")
+    with in_room(client, ids) as (host, guest):
+        host.send_json({"type": "prepare", "version_id": ids["deck"]})
+        assert until(host, "prepared")["pages"] == 2
+        host.send_json({"type": "present", "version_id": ids["deck"], "page": 1})
+        until(guest, "slide")
+        with db.new_session() as s, s.begin():  # MLR withdraws it meanwhile
+            s.execute(
+                update(ContentVersion)
+                .where(ContentVersion.id == ids["deck"])
+                .values(state="withdrawn")
+            )
+        host.send_json({"type": "present", "version_id": ids["deck"], "page": 2})
+        assert until(guest, "slide-stopped") == {"type": "slide-stopped"}
+        assert "no longer" in until(host, "error")["message"]
+        host.send_json({"type": "present", "version_id": ids["deck"], "page": 1})
+        assert until(host, "error")["message"]  # checked in full again: refused
+        host.send_json({"type": "end"})
+        until(host, "ended")

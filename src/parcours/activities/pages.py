@@ -191,7 +191,14 @@ def form_context(
         "confirm_submit": confirm_submit,
         "shown": clm.shown_in_call(session, act.id) if act else [],
         "meeting_people": _meeting_people(session, act) if act else [],
+        "meeting": _meeting_of(session, act),
     }
+
+
+def _meeting_of(session, act: Activity | None):
+    from parcours.meetings import service as meetings  # meetings build on calls
+
+    return meetings.for_call(session, act.id) if act is not None else None
 
 
 def _translated(request: Request, keys: dict[str, str]) -> dict[str, str]:

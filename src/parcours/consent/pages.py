@@ -4,10 +4,8 @@ double opt-in confirmation link."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from pathlib import Path
 
 from fastapi import APIRouter, Request
-from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import select
 
 from parcours.accounts import service as accounts
@@ -28,16 +26,11 @@ from parcours.web.pages import (
     register_messages,
     translate_message,
 )
-from parcours.web.render import language, render, templates
+from parcours.web.render import add_templates, language, render, templates
 
 router = APIRouter()
 
-_TEMPLATES = str(Path(__file__).resolve().parent / "templates")
-_loader = templates.env.loader
-if isinstance(_loader, ChoiceLoader) and not any(
-    _TEMPLATES in getattr(loader, "searchpath", ()) for loader in _loader.loaders
-):
-    _loader.loaders.append(FileSystemLoader(_TEMPLATES))
+add_templates(__file__)
 
 # consent channels are not all activity channels: their own icons, shown on HCP 360 too
 CONSENT_ICONS = {

@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import date
-from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import select
 from starlette.datastructures import FormData, UploadFile
 
@@ -36,17 +34,12 @@ from parcours.web.pages import (
     user_names,
 )
 from parcours.web.pages import message_key as web_message_key
-from parcours.web.render import is_htmx, language, render, templates
+from parcours.web.render import add_templates, is_htmx, language, render, templates
 
 router = APIRouter()
 
 # web/render.py loads the templates of the domains it lists; the content folder joins here.
-_TEMPLATES = str(Path(__file__).resolve().parent / "templates")
-_loader = templates.env.loader
-if isinstance(_loader, ChoiceLoader) and not any(
-    _TEMPLATES in getattr(loader, "searchpath", ()) for loader in _loader.loaders
-):
-    _loader.loaders.append(FileSystemLoader(_TEMPLATES))
+add_templates(__file__)
 
 COUNTRIES = ("FR", "GB", "DE", "ES", "IT", "BE")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

@@ -8,12 +8,10 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
-from jinja2 import ChoiceLoader, FileSystemLoader
 from starlette.datastructures import FormData
 
 from parcours.accounts import service as accounts
@@ -38,16 +36,11 @@ from parcours.web.pages import (
     register_messages,
     translate_message,
 )
-from parcours.web.render import language, render, templates
+from parcours.web.render import add_templates, language, render
 
 router = APIRouter()
 
-_TEMPLATES = str(Path(__file__).resolve().parent / "templates")
-_loader = templates.env.loader
-if isinstance(_loader, ChoiceLoader) and not any(
-    _TEMPLATES in getattr(loader, "searchpath", ()) for loader in _loader.loaders
-):
-    _loader.loaders.append(FileSystemLoader(_TEMPLATES))
+add_templates(__file__)
 
 # a 1×1 transparent GIF: what the open pixel answers, whatever the token
 PIXEL = bytes.fromhex(

@@ -4,12 +4,10 @@ and the HCP's side (personal link, passcode and device check, waiting room, room
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
-from jinja2 import ChoiceLoader, FileSystemLoader
 
 from parcours.accounts import service as accounts
 from parcours.activities.models import Activity
@@ -26,16 +24,11 @@ from parcours.core.settings import get_settings
 from parcours.meetings import room, service
 from parcours.meetings.models import Meeting
 from parcours.web.pages import Form, form_errors, form_text, redirect, register_messages
-from parcours.web.render import language, render, templates
+from parcours.web.render import add_templates, language, render
 
 router = APIRouter()
 
-_TEMPLATES = str(Path(__file__).resolve().parent / "templates")
-_loader = templates.env.loader
-if isinstance(_loader, ChoiceLoader) and not any(
-    _TEMPLATES in getattr(loader, "searchpath", ()) for loader in _loader.loaders
-):
-    _loader.loaders.append(FileSystemLoader(_TEMPLATES))
+add_templates(__file__)
 
 register_messages(
     "meetings",
@@ -51,6 +44,9 @@ register_messages(
         ("The host has not let you in", "meetings.err.refused"),
         ("Choose an approved meeting invitation", "meetings.err.invitation"),
         ("Only a meeting that has not started", "meetings.err.started"),
+        ("Only a call you planned", "meetings.err.call"),
+        ("This planned call is with another HCP", "meetings.err.call_account"),
+        ("This call already has its meeting", "meetings.err.call_taken"),
     ),
 )
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -82,10 +78,22 @@ def _schedule_ctx(session, user, account_id: int, values: dict, errors: dict) ->
 
 
 @router.get("/accounts/{account_id}/meetings/new")
-def schedule_page(request: Request, account_id: int, user: PageUser, session: SessionDep):
+def schedule_page(
+    request: Request, account_id: int, user: PageUser, session: SessionDep, call: str = ""
+):
     require(user, *service.HOSTS)
     soon = datetime.now(_zone()).replace(second=0, microsecond=0) + timedelta(minutes=10)
     values = {"date": soon.date().isoformat(), "time": soon.strftime("%H:%M"), "duration_min": "15"}
+    if call.isdigit():  # from a planned call: its time, kept as the meeting's call
+        act = session.get(Activity, int(call))
+        if act is not None and act.owner_id == user.id and act.status == "planned":
+            local = act.start_at.astimezone(_zone())
+            values.update(
+                date=local.date().isoformat(),
+                time=local.strftime("%H:%M"),
+                duration_min=str(act.duration_min or 15),
+                call_id=str(act.id),
+            )
     return render(
         request, "meetings/schedule.html", _schedule_ctx(session, user, account_id, values, {})
     )
@@ -94,13 +102,17 @@ def schedule_page(request: Request, account_id: int, user: PageUser, session: Se
 @router.post("/accounts/{account_id}/meetings")
 def schedule(request: Request, account_id: int, user: PageUser, session: SessionDep, form: Form):
     require(user, *service.HOSTS)
-    keys = ("date", "time", "duration_min", "title", "invitation_id")
+    keys = ("date", "time", "duration_min", "title", "invitation_id", "call_id")
     values = {k: form_text(form, k) for k in keys}
     try:
         starts, duration = _when(values)
-        invitation = values["invitation_id"]
+        invitation, call = values["invitation_id"], values["call_id"]
         if invitation and not invitation.isdigit():
             raise Invalid("Choose an approved meeting invitation template.", field="invitation_id")
+        if call and not call.isdigit():
+            raise Invalid(
+                "Only a call you planned and not yet held can become a meeting.", field="call_id"
+            )
         with session.begin_nested():
             meeting, codes = service.schedule(
                 session,
@@ -110,6 +122,7 @@ def schedule(request: Request, account_id: int, user: PageUser, session: Session
                 duration_min=duration,
                 title=values["title"],
                 invitation_id=int(invitation) if invitation else None,
+                call_id=int(call) if call else None,
             )
     except (Invalid, Conflict) as exc:
         ctx = _schedule_ctx(

@@ -25,7 +25,7 @@ from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from parcours.content import service as content
-from parcours.content.models import ContentVersion
+from parcours.content.models import REACTIONS, ContentVersion
 from parcours.core import audit
 from parcours.core.db import new_session
 from parcours.core.errors import DomainError
@@ -52,6 +52,7 @@ class Slide:
     page: int
     seq: int
     started: datetime
+    reaction: str | None = None  # the HCP's reaction, as the host notes it
 
 
 @dataclass
@@ -188,7 +189,7 @@ def _record(session, shown: list[tuple[int, Slide, datetime]]) -> None:
     by_meeting: dict[int, list] = {}
     for meeting_id, slide, ended in shown:
         by_meeting.setdefault(meeting_id, []).append(
-            (slide.seq, slide.version_id, slide.page, slide.started, ended)
+            (slide.seq, slide.version_id, slide.page, slide.started, ended, slide.reaction)
         )
     for meeting_id, rows in by_meeting.items():
         user, meeting = _host_user(session, meeting_id)
@@ -308,6 +309,10 @@ async def _host_message(room: Room, message: dict) -> None:
                 room.host,
                 {"type": "prepared", "version_id": message["version_id"], "pages": known[0]},
             )
+    elif kind == "react" and message.get("reaction") in (*REACTIONS, None):
+        if room.slide is not None:
+            room.slide.reaction = message.get("reaction")
+            await _send(room.host, {"type": "reacted", "reaction": room.slide.reaction})
     elif kind == "mute" and isinstance(message.get("peer"), str):
         await _send(room.socket(message["peer"]), {"type": "mute"})
     elif kind == "stats":

@@ -185,6 +185,7 @@ def schedule(
     duration_min: int = 15,
     title: str = "",
     invitation_id: int | None = None,
+    call_id: int | None = None,
 ) -> tuple[Meeting, dict[int, str]]:
     """Plan a meeting with one to three HCPs who consented to remote meetings; with an
     approved invitation template, each HCP gets it by email with the calendar event.
@@ -212,16 +213,28 @@ def schedule(
         if not decision.allowed:
             raise Conflict(f"{accounts.display_name(account)}: {decision.message}", field="consent")
         guests.append(account)
-    act = activities.create_activity(
-        session,
-        user,
-        account_ids=account_ids,
-        channel="remote_detailing",
-        start_at=starts_at,
-        status="planned",
-        duration_min=duration_min,
-        subject=title or None,
-    )
+    if call_id is not None:  # a call of the plan becomes this meeting's remote call
+        act = _planned_call(session, user, call_id, account_ids[0])
+        activities.update_activity(
+            session,
+            user,
+            act.id,
+            channel="remote_detailing",
+            start_at=starts_at,
+            duration_min=duration_min,
+            **({"subject": title} if title else {}),
+        )
+    else:
+        act = activities.create_activity(
+            session,
+            user,
+            account_ids=account_ids,
+            channel="remote_detailing",
+            start_at=starts_at,
+            status="planned",
+            duration_min=duration_min,
+            subject=title or None,
+        )
     meeting = Meeting(
         host_id=user.id,
         activity_id=act.id,
@@ -323,6 +336,23 @@ def _check_time(starts_at: datetime, duration_min: int) -> None:
         raise Invalid("Choose a start between now and six months ahead.", field="starts_at")
     if not 5 <= duration_min <= 120:
         raise Invalid("A meeting lasts 5 to 120 minutes.", field="duration_min")
+
+
+def _planned_call(session: Session, user: User, call_id: int, account_id: int):
+    act = activities.get_activity(session, user, call_id, for_update=True)
+    if act.owner_id != user.id or act.status != "planned":
+        raise Invalid(
+            "Only a call you planned and not yet held can become a meeting.", field="call_id"
+        )
+    if act.account_id != account_id:
+        raise Invalid("This planned call is with another HCP.", field="call_id")
+    if session.scalar(select(Meeting.id).where(Meeting.activity_id == act.id)) is not None:
+        raise Conflict("This call already has its meeting.", field="call_id")
+    return act
+
+
+def for_call(session: Session, activity_id: int) -> Meeting | None:
+    return session.scalar(select(Meeting).where(Meeting.activity_id == activity_id))
 
 
 def _default_title(guests: list[Account]) -> str:
@@ -451,10 +481,10 @@ def record_slides(
     session: Session,
     user: User,
     meeting: Meeting,
-    shown: list[tuple[int, int, int, datetime, datetime]],
+    shown: list[tuple],
 ) -> None:
-    """Slides shown in the room, (seq, version, page, started, ended) each, recorded as
-    the in-person player records them (an event id is stored once: resending is harmless)."""
+    """Slides shown in the room, (seq, version, page, started, ended[, reaction]) each,
+    recorded as the in-person player records them (an event id is stored once)."""
     result = clm.ingest(
         session,
         user,
@@ -467,9 +497,9 @@ def record_slides(
                 "seq": seq,
                 "started_at": started,
                 "duration_ms": max(0, int((ended - started).total_seconds() * 1000)),
-                "reaction": None,
+                "reaction": reaction[0] if reaction else None,
             }
-            for seq, version_id, page, started, ended in shown
+            for seq, version_id, page, started, ended, *reaction in shown
         ],
     )
     for refused in result.get("rejected", []):

@@ -62,3 +62,17 @@ def render(
     ctx.update(context or {})
     template = partial if partial and is_htmx(request) else name
     return templates.TemplateResponse(request, template, ctx, status_code=status, headers=headers)
+
+
+def add_templates(module_file: str) -> None:
+    """Let pages find a domain's templates: the `templates` folder beside module_file."""
+    from pathlib import Path
+
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    folder = str(Path(module_file).resolve().parent / "templates")
+    loader = templates.env.loader
+    if isinstance(loader, ChoiceLoader) and not any(
+        folder in getattr(each, "searchpath", ()) for each in loader.loaders
+    ):
+        loader.loaders.append(FileSystemLoader(folder))

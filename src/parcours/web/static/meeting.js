@@ -195,6 +195,12 @@
       send({ type: "lock", locked: e.currentTarget.getAttribute("aria-pressed") !== "true" });
     };
     document.getElementById("end").onclick = () => send({ type: "end" });
+    for (const b of document.querySelectorAll("[data-reaction]")) {
+      b.onclick = () => {
+        const again = b.getAttribute("aria-pressed") === "true";
+        send({ type: "react", reaction: again ? null : b.dataset.reaction });
+      };
+    }
   }
 
   // ---------------------------------------------------------------- own microphone and camera
@@ -270,6 +276,10 @@
           break;
         case "slide":
           showSlide(msg);
+          document.querySelectorAll("[data-reaction]").forEach((b) => b.setAttribute("aria-pressed", "false"));
+          break;
+        case "reacted":
+          document.querySelectorAll("[data-reaction]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.reaction === msg.reaction)));
           break;
         case "slide-stopped": // withdrawn or expired while on screen
           slideImg.hidden = true;
