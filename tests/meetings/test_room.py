@@ -242,3 +242,15 @@ def test_content_withdrawn_while_on_screen_leaves_every_screen(scene, monkeypatc
         assert until(host, "error")["message"]  # checked in full again: refused
         host.send_json({"type": "end"})
         until(host, "ended")
+
+
+def test_the_hcps_pages_speak_their_language(scene):
+    from parcours.accounts.models import Account
+
+    client, ids = scene
+    with db.new_session() as s, s.begin():
+        att = s.get(MeetingAttendee, ids["attendee"])
+        s.get(Account, att.account_id).preferred_language = "fr"
+    page = client.get(f"/m/{ids['token']}", headers={"accept-language": "en"})
+    assert page.status_code == 200 and 'lang="fr"' in page.text
+    assert "Rejoindre le rendez-vous" in page.text

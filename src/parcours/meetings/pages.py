@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from parcours.accounts import service as accounts
+from parcours.accounts.models import Account
 from parcours.activities.models import Activity
 from parcours.consent import service as consent
 from parcours.content import clm
@@ -225,8 +226,10 @@ def host_room(request: Request, meeting_id: int, user: PageUser, session: Sessio
     )
 
 
-def _config(request: Request, meeting: Meeting, ticket: str, *, host: bool) -> dict:
-    lang = language(request)
+def _config(
+    request: Request, meeting: Meeting, ticket: str, *, host: bool, lang: str | None = None
+) -> dict:
+    lang = lang or language(request)
     words = (
         "waiting", "admitted", "refused", "removed", "locked", "ended", "connecting",
         "connected", "in_room", "admit", "refuse", "remove", "mute", "nobody_waiting",
@@ -255,9 +258,23 @@ def _guest_ctx(request: Request, token: str, att, meeting, errors: dict | None =
     }
 
 
-def _public(request: Request, name: str, ctx: dict, status: int = 200):
-    """An HCP's page: the bare layout even where a user of parcours is signed in."""
-    return render(request, name, {**ctx, "user": None}, status=status, headers=NO_STORE)
+def _public(request: Request, name: str, ctx: dict, status: int = 200, lang: str | None = None):
+    """An HCP's page: the bare layout even where a user of parcours is signed in, in the
+    HCP's own language when we know it (else what their browser asks for)."""
+    lang = lang or i18n.pick_language(request.headers.get("accept-language"))
+    words = {
+        "lang": lang,
+        "t": lambda key, **kw: i18n.translate(lang, key, **kw),
+        "fdate": lambda v, with_time=False: i18n.format_date(v, lang, with_time),
+        "ftime": lambda v: i18n.format_time(v, lang),
+    }
+    return render(request, name, {**ctx, **words, "user": None}, status=status, headers=NO_STORE)
+
+
+def _hcp_lang(session, att) -> str | None:
+    account = session.get(Account, att.account_id)
+    preferred = ((account.preferred_language if account else None) or "")[:2].lower()
+    return preferred if preferred in i18n.LANGUAGES else None
 
 
 @router.get("/m/{token}", include_in_schema=False)
@@ -266,7 +283,8 @@ def join_page(request: Request, token: str, session: SessionDep):
         att, meeting = service.attendee_for_token(session, token)
     except NotFound as exc:
         return _public(request, "meetings/gone.html", {"detail": exc.detail}, status=404)
-    return _public(request, "meetings/join.html", _guest_ctx(request, token, att, meeting))
+    ctx = _guest_ctx(request, token, att, meeting)
+    return _public(request, "meetings/join.html", ctx, lang=_hcp_lang(session, att))
 
 
 @router.post("/m/{token}", include_in_schema=False)
@@ -290,7 +308,8 @@ def join(request: Request, token: str, session: SessionDep, form: Form):
         if "passcode" not in errors:
             errors = {"passcode": next(iter(errors.values()))}
         ctx = _guest_ctx(request, token, att, meeting, errors)
-        return _public(request, "meetings/join.html", ctx, status=exc.status)
+        lang = _hcp_lang(session, att)
+        return _public(request, "meetings/join.html", ctx, status=exc.status, lang=lang)
     response = redirect(f"/m/{token}/room")
     response.set_cookie(
         f"{COOKIE}_{att.id}",
@@ -317,11 +336,15 @@ def guest_room(request: Request, token: str, session: SessionDep):
         return redirect(f"/m/{token}")
     if peer != f"a{att.id}" or meeting_id != meeting.id:
         return redirect(f"/m/{token}")
-    config = _config(request, meeting, ticket, host=False)
+    lang = _hcp_lang(session, att)
+    config = _config(request, meeting, ticket, host=False, lang=lang)
     host = session.get(User, meeting.host_id)
-    config.update(pageUrl=f"/m/{token}/slides/{{v}}/{{p}}.jpg", names={"host": host.full_name})
+    names = {f"a{a.id}": a.display_name for a in service.attendees(session, meeting.id)}
+    config.update(
+        pageUrl=f"/m/{token}/slides/{{v}}/{{p}}.jpg", names={**names, "host": host.full_name}
+    )
     ctx = {"meeting": meeting, "config": config, "host": False, "att": att, "token": token}
-    return _public(request, "meetings/room.html", ctx)
+    return _public(request, "meetings/room.html", ctx, lang=lang)
 
 
 @router.post("/m/{token}/rating", include_in_schema=False)
