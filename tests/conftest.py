@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -17,7 +21,7 @@ from parcours.core.db import make_engine
 from parcours.core.settings import get_settings
 
 from content_factories import MLR, build_mlr
-from factories import ROOT, migrate  # noqa: F401  (re-exported for tests)
+from factories import ROOT, free_port, migrate  # noqa: F401  (re-exported for tests)
 
 PG_URL = os.environ.get("PARCOURS_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -154,3 +158,59 @@ def committed_db(migrated_template, tmp_path, settings_env) -> Iterator[str]:
     db.reset()
     yield url
     db.reset()
+
+
+@dataclass
+class Received:
+    """What the SMTP server accepted (envelopes, parsed back, and the connection of each).
+
+    Addresses in refuse get a 550 at RCPT, those in defer a 451; a recipient in data_reply
+    gets that reply to its DATA instead of being accepted."""
+
+    host: str
+    port: int
+    envelopes: list = field(default_factory=list)
+    peers: list = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    defer: set[str] = field(default_factory=set)
+    data_reply: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> list[MimeMessage]:
+        return [
+            message_from_bytes(env.original_content, policy=policy.default)
+            for env in self.envelopes
+        ]
+
+    @property
+    def message_ids(self) -> list[str]:
+        return [m["Message-ID"] for m in self.messages]
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address.lower() in self.refuse:
+            return "550 5.1.1 No such user here"
+        if address.lower() in self.defer:
+            return "451 4.7.1 Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook)
+        for address in envelope.rcpt_tos:
+            if address.lower() in self.data_reply:
+                return self.data_reply[address.lower()]
+        self.envelopes.append(envelope)
+        self.peers.append(session.peer)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server(settings_env) -> Iterator[Received]:
+    """An SMTP server on a free local port; the mailer settings point at it."""
+    received = Received("127.0.0.1", free_port())
+    controller = Controller(received, hostname=received.host, port=received.port)
+    controller.start()
+    settings_env(smtp_host=received.host, smtp_port=received.port, smtp_timeout_s=5)
+    try:
+        yield received
+    finally:
+        controller.stop()

@@ -229,3 +229,31 @@ def consent_to_remote_meetings(session: Session, *account_ids: int, status: str 
             )
         )
     session.flush()
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on (yet)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rsa_key_files(path: Path) -> str:
+    """A 2048-bit RSA private key written at path (PEM, as DKIM signers read it); the
+    base64 DER public key, as a DKIM DNS record publishes it."""
+    import base64
+    import subprocess
+
+    subprocess.run(
+        ["openssl", "genrsa", "-traditional", "-out", str(path), "2048"],
+        check=True,
+        capture_output=True,
+    )
+    der = subprocess.run(
+        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return base64.b64encode(der).decode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from parcours.core.db import make_engine
 
-from factories import ROOT, create_hcp, create_product, create_territory_tree, create_user, migrate
+from factories import (
+    ROOT,
+    create_hcp,
+    create_product,
+    create_territory_tree,
+    create_user,
+    free_port,
+    migrate,
+    rsa_key_files,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,12 +41,6 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +96,7 @@ class LiveMailbox:
 @pytest.fixture(scope="session")
 def live_smtp():
     """An SMTP server for the live worker, started before the live server."""
-    mailbox = LiveMailbox("127.0.0.1", _free_port())
+    mailbox = LiveMailbox("127.0.0.1", free_port())
     controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port)
     controller.start()
     yield mailbox
@@ -107,28 +109,16 @@ DKIM_DOMAIN, DKIM_SELECTOR = "lab.example", "live"
 @pytest.fixture(scope="session")
 def live_dkim(tmp_path_factory) -> dict | None:
     """A DKIM key the live worker signs with: {path, domain, selector, public_b64}."""
-    import base64
-
     if shutil.which("openssl") is None:
         return None
     path = tmp_path_factory.mktemp("live-dkim") / "dkim.pem"
-    subprocess.run(
-        ["openssl", "genrsa", "-traditional", "-out", str(path), "2048"],
-        check=True,
-        capture_output=True,
-    )
-    der = subprocess.run(
-        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    public = base64.b64encode(der).decode()
+    public = rsa_key_files(path)
     return {"path": path, "domain": DKIM_DOMAIN, "selector": DKIM_SELECTOR, "public_b64": public}
 
 
 @pytest.fixture(scope="session")
 def live_server(live_world, live_smtp, live_dkim):
-    port = _free_port()
+    port = free_port()
     db_file = Path(live_world["url"].split("///")[1])
     env = {
         **os.environ,

@@ -14,16 +14,7 @@ from parcours.core import db, jobs, mailer
 from parcours.core.models import Job
 from parcours.core.settings import get_settings
 
-from factories import create_hcp, create_territory_tree, create_user
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from factories import create_hcp, create_territory_tree, create_user, free_port
 
 BODY = "I agree to receive scientific information from the lab by email."
 

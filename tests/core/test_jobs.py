@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,32 +20,10 @@ from parcours.core.settings import get_settings
 import factories
 
 
-@pytest.fixture(scope="module")
-def migrated_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("jobs-template") / "template.db"
-    factories.migrate(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
-def file_db(migrated_file, tmp_path) -> Iterator[str]:
+def file_db(committed_db, content_dir) -> str:
     """The configured database is a fresh migrated SQLite file; no test transaction here."""
-    path = tmp_path / "jobs.db"
-    shutil.copy(migrated_file, path)
-    url = f"sqlite:///{path}"
-    values = {"PARCOURS_DATABASE_URL": url, "PARCOURS_CONTENT_DIR": str(tmp_path / "content")}
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    db.reset()
-    get_settings.cache_clear()
-    yield url
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    db.reset()
-    get_settings.cache_clear()
+    return committed_db
 
 
 @pytest.fixture

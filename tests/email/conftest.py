@@ -3,18 +3,11 @@ share with the tests, a DKIM key, and approved emails queued through the real se
 
 from __future__ import annotations
 
-import base64
-import shutil
-import socket
-import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage as MimeMessage
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from parcours.accounts.models import Territory
 from parcours.consent import service as consent
@@ -42,55 +35,6 @@ SIMPLE_TEMPLATE = """<!DOCTYPE html>
 """
 
 
-@dataclass
-class Received:
-    """What the SMTP server accepted (envelopes, parsed back, and the connection of each).
-
-    Addresses in refuse get a 550 at RCPT, those in defer a 451; a recipient in data_reply
-    gets that reply to its DATA instead of being accepted."""
-
-    host: str
-    port: int
-    envelopes: list = field(default_factory=list)
-    peers: list = field(default_factory=list)
-    refuse: set[str] = field(default_factory=set)
-    defer: set[str] = field(default_factory=set)
-    data_reply: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def messages(self) -> list[MimeMessage]:
-        return [
-            message_from_bytes(env.original_content, policy=policy.default)
-            for env in self.envelopes
-        ]
-
-    @property
-    def message_ids(self) -> list[str]:
-        return [m["Message-ID"] for m in self.messages]
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address.lower() in self.refuse:
-            return "550 5.1.1 No such user here"
-        if address.lower() in self.defer:
-            return "451 4.7.1 Greylisted, try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook)
-        for address in envelope.rcpt_tos:
-            if address.lower() in self.data_reply:
-                return self.data_reply[address.lower()]
-        self.envelopes.append(envelope)
-        self.peers.append(session.peer)
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def env(settings_env) -> Callable[..., None]:
     """settings_env under a shorter name: env(smtp_port=25), restored afterwards."""
@@ -98,45 +42,16 @@ def env(settings_env) -> Callable[..., None]:
 
 
 @pytest.fixture
-def smtp_server(env) -> Iterator[Received]:
-    """An SMTP server on a free local port; the mailer settings point at it."""
-    received = Received("127.0.0.1", free_port())
-    controller = Controller(received, hostname=received.host, port=received.port)
-    controller.start()
-    env(smtp_host=received.host, smtp_port=received.port, smtp_timeout_s=5)
-    try:
-        yield received
-    finally:
-        controller.stop()
-
-
-@pytest.fixture(scope="module")
-def migrated_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("email-template") / "template.db"
-    factories.migrate(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def file_db(migrated_file, tmp_path, env) -> Iterator[str]:
-    """The configured database is a fresh migrated SQLite file; workers commit there.
-
-    Quiet hours are off (start 24, end 0) so that a message queued at night is due now.
-    """
-    path = tmp_path / "email.db"
-    shutil.copy(migrated_file, path)
-    url = f"sqlite:///{path}"
+def file_db(committed_db, env) -> str:
+    """The configured database is a fresh migrated SQLite file (committed_db) with the
+    sender, public address and no quiet hours (a message queued at night is due now)."""
     env(
-        database_url=url,
-        secret_key="test-secret-key",
         mail_from=MAIL_FROM,
         public_url="https://parcours.lab.example",
         email_quiet_start_h=24,
         email_quiet_end_h=0,
     )
-    db.reset()
-    yield url
-    db.reset()
+    return committed_db
 
 
 @dataclass
@@ -153,19 +68,8 @@ class DkimKey:
 
 @pytest.fixture(scope="module")
 def rsa_key(tmp_path_factory) -> DkimKey:
-    folder = tmp_path_factory.mktemp("dkim")
-    path = folder / "dkim.pem"
-    subprocess.run(
-        ["openssl", "genrsa", "-traditional", "-out", str(path), "2048"],
-        check=True,
-        capture_output=True,
-    )
-    der = subprocess.run(
-        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return DkimKey(path, base64.b64encode(der).decode())
+    path = tmp_path_factory.mktemp("dkim") / "dkim.pem"
+    return DkimKey(path, factories.rsa_key_files(path))
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from parcours.core.settings import get_settings
 from parcours.email import tasks
 from parcours.email.models import EmailMessage
 
+from factories import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -188,12 +190,7 @@ def test_when_the_last_try_fails_the_message_fails_rather_than_waits_forever(
     scene, smtp_server, env
 ):
     queued = scene.queue(scene.hcp())
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        nobody = s.getsockname()[1]
-    env(smtp_port=nobody)  # nobody listens there
+    env(smtp_port=free_port())  # nobody listens there
     for _ in range(jobs.MAX_ATTEMPTS):
         _due_now()
         jobs.run_pending()

@@ -4,7 +4,6 @@ unsubscribe, gated again right before sending, and exactly once across a killed 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -26,15 +25,10 @@ from parcours.email.tasks import CRASH_AFTER_SMTP
 
 from content_factories import acting
 from email_factories import PHRASES
+from factories import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIL_FROM = "Laboratoire Parcours <no-reply@lab.example>"  # as conftest configures it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _job_for(message_id: int) -> Job:

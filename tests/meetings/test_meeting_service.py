@@ -159,7 +159,6 @@ def test_the_host_admits_refuses_removes_and_locks_and_all_of_it_is_audited(sess
         with pytest.raises(Forbidden):
             service.enter_waiting_room(session, other, m2)  # refused stays out
         service.set_lock(session, mlr.rep, m2.id, True)
-        third = create_hcp(session, mlr.territory)
         assert service.remove(session, mlr.rep, m2.id, first.id).state == "removed"
         with pytest.raises(Forbidden):
             service.enter_waiting_room(session, first, m2)  # removed cannot come back
@@ -168,7 +167,9 @@ def test_the_host_admits_refuses_removes_and_locks_and_all_of_it_is_audited(sess
     stranger = create_user(session, "rep", territories=[mlr.territory])
     with pytest.raises(NotFound):
         service.admit(session, stranger, m2.id, first.id)
-    assert third  # (an HCP who was never invited has no link at all)
+    # an HCP who was never invited has no seat, hence no link, in this meeting
+    third = create_hcp(session, mlr.territory)
+    assert third.id not in {a.account_id for a in service.attendees(session, m2.id)}
     audited = session.scalars(
         select(AuditRecord.after).where(AuditRecord.entity == "meeting_attendees")
     ).all()
@@ -322,3 +323,28 @@ def test_the_call_form_offers_to_hold_a_planned_call_remotely(client, session, m
     assert f'href="{link}"' in client.get(f"/calls/{planned.id}").text
     page = client.get(link)
     assert 'id="from-call"' in page.text and f'name="call_id" value="{planned.id}"' in page.text
+
+
+def test_moving_or_cancelling_from_the_page_names_what_is_wrong(client, session, mlr, meeting):
+    m, _ = meeting
+    session.commit()
+    login(client, mlr.rep.email)
+    page = client.get(f"/meetings/{m.id}")
+    token = page.text.split('name="_csrf" value="')[1].split('"')[0]
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    bad = client.post(
+        f"/meetings/{m.id}/reschedule",
+        data={"_csrf": token, "date": tomorrow, "time": "nine", "duration_min": "15"},
+    )
+    assert bad.status_code == 422 and "Choose a start" in bad.text
+    short = client.post(
+        f"/meetings/{m.id}/reschedule",
+        data={"_csrf": token, "date": tomorrow, "time": "09:00", "duration_min": "2"},
+    )
+    assert short.status_code == 422 and 'id="duration_min-error"' in short.text
+    session.expire_all()
+    assert session.get(Meeting, m.id).sequence == 0  # nothing moved
+    m.state = "live"
+    session.commit()
+    started = client.post(f"/meetings/{m.id}/cancel", data={"_csrf": token})
+    assert started.status_code == 409 and "has not started" in started.text

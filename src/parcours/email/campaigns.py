@@ -10,7 +10,6 @@ twice (a unique constraint on (campaign_id, account_id) makes sure of it).
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, Field
@@ -142,32 +141,6 @@ def get(session: Session, user: User, campaign_id: int) -> Campaign:
 # ---------------------------------------------------------------- the job
 
 
-def _message(
-    session: Session, campaign: Campaign, user: User, account: Account, version: ContentVersion
-) -> EmailMessage:
-    """One message exactly as service.send queues it, tied to the campaign (not yet added)."""
-    key = uuid.uuid4().hex
-    raw = json.loads(campaign.values or "{}")
-    html, text, values = service.compose(session, user, account, version, raw, key)
-    message = EmailMessage(
-        key=key,
-        account_id=account.id,
-        version_id=version.id,
-        sender_id=user.id,
-        to_address=account.emails[0],
-        subject=version.title,
-        html=html,
-        text=text,
-        values=json.dumps(values, ensure_ascii=False),
-        content_type=version.content_type,
-        state="queued",
-        queued_at=service._now(),
-        send_after=service.next_send_time(account),
-        campaign_id=campaign.id,
-    )
-    return message
-
-
 def _begin(campaign_id: int) -> bool:
     """queued/running/failed → running with fresh counters; False when there is nothing to do."""
     with new_session() as session, session.begin():
@@ -218,12 +191,15 @@ def _batch(campaign_id: int, after: int) -> int | None:
         )
         found = service.gates_many(session, version, [(a, None) for a in todo])
         messages = []
+        raw = json.loads(campaign.values or "{}")
         for account, refusals in zip(todo, found, strict=True):
             if refusals:
                 rule = refusals[0].rule
                 refused[rule] = refused.get(rule, 0) + 1
                 continue
-            messages.append(_message(session, campaign, user, account, version))
+            messages.append(
+                service.composed(session, user, account, version, raw, campaign_id=campaign.id)
+            )
         session.add_all(messages)
         session.flush()
         jobs.enqueue_many(

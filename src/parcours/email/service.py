@@ -374,23 +374,25 @@ def invite(
         )
     uses = templating.TOKEN.findall(_template_html(version))
     raw = {"phrase": (version.key_messages or [""])[0]} if "phrase" in uses else {}
-    key = uuid.uuid4().hex
-    html, text, values = compose(session, user, account, version, raw, key, meeting=meeting)
-    return _queue(session, user, account, version, key, html, text, values, ics=ics.decode())
+    message = composed(session, user, account, version, raw, meeting=meeting, ics=ics.decode())
+    return _queue(session, message)
 
 
-def _queue(
+def composed(
     session: Session,
     user: User,
     account: Account,
     version: ContentVersion,
-    key: str,
-    html: str,
-    text: str,
-    values: dict,
+    raw: dict,
+    *,
+    meeting: dict[str, str] | None = None,
     **extra,
 ) -> EmailMessage:
-    message = EmailMessage(
+    """A message composed for this HCP, ready to queue (not yet in the session); extra:
+    the columns of its kind (a campaign, a call it follows up, a calendar event)."""
+    key = uuid.uuid4().hex
+    html, text, values = compose(session, user, account, version, raw, key, meeting=meeting)
+    return EmailMessage(
         key=key,
         account_id=account.id,
         version_id=version.id,
@@ -406,6 +408,9 @@ def _queue(
         send_after=next_send_time(account),
         **extra,
     )
+
+
+def _queue(session: Session, message: EmailMessage) -> EmailMessage:
     session.add(message)
     session.flush()
     jobs.enqueue(session, "email.send", {"message_id": message.id}, run_at=message.send_after)
@@ -433,11 +438,8 @@ def send(
         raise Conflict(
             first.message, errors=[{"field": first.rule, "message": r.message} for r in refusals]
         )
-    key = uuid.uuid4().hex
-    html, text, values = compose(session, user, account, version, raw, key)
-    return _queue(
-        session, user, account, version, key, html, text, values, follows_activity_id=after_call_id
-    )
+    message = composed(session, user, account, version, raw, follows_activity_id=after_call_id)
+    return _queue(session, message)
 
 
 # ---------------------------------------------------------------- what follows a send

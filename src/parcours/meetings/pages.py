@@ -181,6 +181,8 @@ def meeting_page(request: Request, meeting_id: int, user: PageUser, session: Ses
 
 def _meeting(request, session, user, meeting_id: int, values: dict, errors: dict, status=200):
     meeting = service.hosted(session, user, meeting_id)
+    if "meeting" in errors:  # about the meeting as a whole: said on top of the page
+        errors = {**errors, "_form": errors["meeting"]}
     codes = request.session.pop("meeting_codes", {}) if not errors else {}
     people = [
         {"att": a, "link": service.link(a), "code": codes.get(str(a.id))}

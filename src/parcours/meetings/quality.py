@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from parcours.core.deps import PageUser, SessionDep, require
+from parcours.core.errors import NotFound
 from parcours.core.models import Role, User
-from parcours.meetings import service
-from parcours.meetings.models import Meeting, MeetingQuality
+from parcours.meetings.models import Meeting, MeetingAttendee, MeetingQuality
 from parcours.web.pages import user_names
 from parcours.web.render import render
 
@@ -46,7 +46,15 @@ class PeerQuality:
 
 def summary(session: Session, meeting_id: int, since: datetime | None = None) -> list[PeerQuality]:
     """Per peer: averages over the samples since `since` (all of them when None)."""
+    return summaries(session, [meeting_id], since).get(meeting_id, [])
+
+
+def summaries(
+    session: Session, meeting_ids: list[int], since: datetime | None = None
+) -> dict[int, list[PeerQuality]]:
+    """summary for several meetings in one query: {meeting id: per-peer quality}."""
     q = select(
+        MeetingQuality.meeting_id,
         MeetingQuality.peer,
         func.count(),
         func.avg(MeetingQuality.rtt_ms),
@@ -56,21 +64,23 @@ def summary(session: Session, meeting_id: int, since: datetime | None = None) ->
         func.max(MeetingQuality.width),
         func.max(MeetingQuality.height),
         func.max(MeetingQuality.at),
-    ).where(MeetingQuality.meeting_id == meeting_id)
+    ).where(MeetingQuality.meeting_id.in_(meeting_ids))
     if since is not None:
         q = q.where(MeetingQuality.at >= since)
-    rows = session.execute(q.group_by(MeetingQuality.peer).order_by(MeetingQuality.peer))
-    return [
-        PeerQuality(
-            peer,
-            n,
-            *(round(v, 1) if v is not None else None for v in (rtt, jitter, loss, rate)),
-            w,
-            h,
-            last if last is None or last.tzinfo else last.replace(tzinfo=UTC),
+    q = q.group_by(MeetingQuality.meeting_id, MeetingQuality.peer).order_by(MeetingQuality.peer)
+    out: dict[int, list[PeerQuality]] = {}
+    for meeting_id, peer, n, rtt, jitter, loss, rate, w, h, last in session.execute(q):
+        out.setdefault(meeting_id, []).append(
+            PeerQuality(
+                peer,
+                n,
+                *(round(v, 1) if v is not None else None for v in (rtt, jitter, loss, rate)),
+                w,
+                h,
+                last if last is None or last.tzinfo else last.replace(tzinfo=UTC),
+            )
         )
-        for peer, n, rtt, jitter, loss, rate, w, h, last in rows
-    ]
+    return out
 
 
 def live(session: Session, user: User) -> list[dict]:
@@ -81,10 +91,18 @@ def live(session: Session, user: User) -> list[dict]:
         select(Meeting).where(Meeting.state == "live").order_by(Meeting.started_at)
     ).all()
     hosts = user_names(session, [m.host_id for m in meetings])
+    quality = summaries(session, [m.id for m in meetings], since)
+    people: dict[int, list[MeetingAttendee]] = {}
+    for a in session.scalars(
+        select(MeetingAttendee)
+        .where(MeetingAttendee.meeting_id.in_([m.id for m in meetings]))
+        .order_by(MeetingAttendee.id)
+    ):
+        people.setdefault(a.meeting_id, []).append(a)
     out = []
     for m in meetings:
-        peers = summary(session, m.id, since)
-        everyone = service.attendees(session, m.id)
+        peers = quality.get(m.id, [])
+        everyone = people.get(m.id, [])
         out.append(
             {
                 "meeting": m,
@@ -110,8 +128,6 @@ def history_page(request: Request, meeting_id: int, user: PageUser, session: Ses
     require(user, *WATCHERS)
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
-        from parcours.core.errors import NotFound
-
         raise NotFound(f"Meeting {meeting_id} does not exist.")
     samples = session.scalars(
         select(MeetingQuality)

@@ -52,65 +52,28 @@ def run(engine: Engine, hcps: int = 400, seed: int = 42) -> dict:
             text = texts["fr" if acc.country == "FR" else "en"]
             draw = rng.random()
             email = (acc.emails or [None])[0]
-            if draw < 0.1 and email:
-                service.capture(
-                    session,
-                    admin,
-                    acc.id,
-                    channel="email",
-                    status="opted_in",
-                    source="web_form",
-                    text_id=text.id,
-                    email=email,
-                    double_opt_in=True,
-                )
-                made["pending"] += 1
+            signed = {"source": "signed_in_person", "text_id": text.id}
+            signed["proof"] = f"signed form {acc.id:06d}"
+            if draw < 0.1 and email:  # waits for the HCP's click (double opt-in)
+                counted, status = "pending", "opted_in"
+                how = {"source": "web_form", "text_id": text.id, "email": email}
+                how["double_opt_in"] = True
             elif draw < 0.2:
-                service.capture(
-                    session,
-                    admin,
-                    acc.id,
-                    channel="email",
-                    status="opted_out",
-                    source="import",
-                    proof="demo import: opt-out list 2026-09",
-                )
-                made["opted_out"] += 1
+                counted, status = "opted_out", "opted_out"
+                how = {"source": "import", "proof": "demo import: opt-out list 2026-09"}
             else:
-                service.capture(
-                    session,
-                    admin,
-                    acc.id,
-                    channel="email",
-                    status="opted_in",
-                    source="import",
-                    text_id=text.id,
-                    proof="demo import: consent forms 2026-09",
-                )
-                made["opted_in"] += 1
+                counted, status = "opted_in", "opted_in"
+                how = {"source": "import", "text_id": text.id}
+                how["proof"] = "demo import: consent forms 2026-09"
+            choices = [("email", status, how, counted)]
             if draw > 0.3:
-                service.capture(
-                    session,
-                    admin,
-                    acc.id,
-                    channel="remote_meeting",
-                    status="opted_in",
-                    source="signed_in_person",
-                    text_id=text.id,
-                    proof=f"signed form {acc.id:06d}",
-                )
-                made["remote_meeting"] = made.get("remote_meeting", 0) + 1
+                choices.append(("remote_meeting", "opted_in", signed, "remote_meeting"))
             if draw > 0.5:
-                service.capture(
-                    session,
-                    admin,
-                    acc.id,
-                    channel="phone",
-                    status="opted_in",
-                    source="signed_in_person",
-                    text_id=text.id,
-                    proof=f"signed form {acc.id:06d}",
-                )
+                choices.append(("phone", "opted_in", signed, None))
+            for channel, status, proof, counted in choices:
+                service.capture(session, admin, acc.id, channel=channel, status=status, **proof)
+                if counted:
+                    made[counted] = made.get(counted, 0) + 1
         # the double opt-in emails of the demo are not sent: nobody reads those inboxes
         from parcours.core.models import Job
 
