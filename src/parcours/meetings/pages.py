@@ -356,11 +356,11 @@ def rating(request: Request, token: str, session: SessionDep, form: Form):
         if not csrf_matches(request.session.get("csrf"), form_text(form, "_csrf")):
             raise Forbidden("The form expired. Reload the page and try again.")
         with session.begin_nested():
-            service.rate(session, token, form_text(form, "rating"))
+            att = service.rate(session, token, form_text(form, "rating"))
     except DomainError as exc:
         ctx = {"detail": exc.detail, "status": exc.status}
         return _public(request, "meetings/rated.html", ctx, status=exc.status)
-    return _public(request, "meetings/rated.html", {"detail": None})
+    return _public(request, "meetings/rated.html", {"detail": None}, lang=_hcp_lang(session, att))
 
 
 @router.get("/m/{token}/slides/{version_id}/{page}.jpg", include_in_schema=False)

@@ -135,5 +135,17 @@ def history_page(request: Request, meeting_id: int, user: PageUser, session: Ses
         .order_by(MeetingQuality.at.desc())
         .limit(500)
     ).all()
-    ctx = {"meeting": meeting, "peers": summary(session, meeting_id), "samples": samples}
+    names = {"host": user_names(session, [meeting.host_id]).get(meeting.host_id, "—")}
+    names |= {
+        f"a{a.id}": a.display_name
+        for a in session.scalars(
+            select(MeetingAttendee).where(MeetingAttendee.meeting_id == meeting_id)
+        )
+    }
+    ctx = {
+        "meeting": meeting,
+        "peers": summary(session, meeting_id),
+        "samples": samples,
+        "names": names,
+    }
     return render(request, "meetings/quality.html", ctx)
