@@ -130,6 +130,14 @@ def content_dir(tmp_path: Path, settings_env) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def analytics_dir(tmp_path: Path, settings_env) -> Path:
+    """A KPI snapshot folder of its own for each test (autouse: no test writes under var/)."""
+    folder = tmp_path / "analytics"
+    settings_env(analytics_dir=folder)
+    return folder
+
+
 @pytest.fixture
 def mlr(session: Session) -> MLR:
     return build_mlr(session)

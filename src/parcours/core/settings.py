@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # [{"urls": "turn:turn.lab.example:3478", "username": "…", "credential": "…"}] (coturn);
     # none by default: peers on one network connect directly, nothing leaves it
     meeting_ice_servers: list[dict] = []
+    # the KPI snapshot (Parquet files read by DuckDB) and how often the worker refreshes it
+    analytics_dir: Path = ROOT / "var" / "analytics"
+    analytics_refresh_s: int = 60
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""

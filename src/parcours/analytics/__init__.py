@@ -1,0 +1,1 @@
+"""KPIs and dashboards, computed by DuckDB over a Parquet snapshot of the operational data."""
