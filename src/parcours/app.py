@@ -114,6 +114,7 @@ def create_app() -> FastAPI:
     )
 
     from parcours.accounts import api as accounts_api
+    from parcours.analytics import pages as analytics_pages
     from parcours.accounts import pages as accounts_pages
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
@@ -151,6 +152,7 @@ def create_app() -> FastAPI:
         meeting_quality,  # /meetings/live before /meetings/{id}
         meeting_pages,
         meeting_room,
+        analytics_pages,
     ):
         app.include_router(module.router)
 
