@@ -114,10 +114,10 @@ def create_app() -> FastAPI:
     )
 
     from parcours.accounts import api as accounts_api
-    from parcours.analytics import pages as analytics_pages
     from parcours.accounts import pages as accounts_pages
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
+    from parcours.analytics import pages as analytics_pages
     from parcours.consent import api as consent_api
     from parcours.consent import pages as consent_pages
     from parcours.content import api as content_api

@@ -144,6 +144,26 @@ def worker(once: Annotated[bool, typer.Option(help="Run due jobs and duties, the
         w.stop()
 
 
+@app.command()
+def analytics(
+    full: Annotated[bool, typer.Option(help="Rebuild every file instead of the changes.")] = False,
+) -> None:
+    """Bring the KPI snapshot up to date now (the worker does it every minute)."""
+    from parcours.analytics import snapshot
+    from parcours.core.db import get_engine
+
+    with get_engine().connect() as db:
+        result = snapshot.refresh(db, full=full)
+    if result is None:
+        typer.echo("Another refresh is running; try again in a moment.", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"snapshot {'rebuilt' if result.full else 'updated'} in {result.seconds:.1f} s:"
+        f" {result.touchpoints} touchpoints, months {', '.join(result.months) or 'none'},"
+        f" dimensions {', '.join(result.dimensions) or 'none'}"
+    )
+
+
 @app.command("create-user")
 def create_user(
     email: str,

@@ -91,6 +91,12 @@ def ctes(f: Filters, dialect: str = "duckdb") -> Query:
             f"{p('territory_id')}) || {pct}"
         )
         params["territory_id"] = f.territory_id
+    if f.rep_id is not None:  # what the rep sees: the HCPs of the rep's territories
+        terr_where.append(
+            "EXISTS (SELECT 1 FROM reps r2 JOIN territories t2 ON t2.territory_id = r2.territory_id"
+            f" WHERE r2.user_id = {p('rep_id')} AND t.path LIKE t2.path || {pct})"
+        )
+        params["rep_id"] = f.rep_id
     if f.scope is not None:
         ids = ",".join(str(int(i)) for i in f.scope) or "NULL"
         terr_where.append(f"t.territory_id IN ({ids})")
@@ -109,9 +115,6 @@ def ctes(f: Filters, dialect: str = "duckdb") -> Query:
     if f.channel:
         tp_where.append(f"tp.channel = {p('channel')}")
         params["channel"] = f.channel
-    if f.rep_id is not None:
-        tp_where.append(f"tp.owner_id = {p('rep_id')}")
-        params["rep_id"] = f.rep_id
     if f.product_id is not None:
         has = (
             f"list_contains(tp.product_ids, {p('product_id')})"
@@ -332,6 +335,7 @@ def frequency_by_segment(f: Filters, dialect: str = "duckdb") -> Query:
         """SELECT h.segment, count(DISTINCT e.account_id) AS targets, sum(e.planned) AS planned,
                sum(e.made) AS made
         FROM entries e JOIN hcps h ON h.account_id = e.account_id
+        WHERE h.status <> 'erased'
         GROUP BY 1 ORDER BY 1""",
         dialect,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -166,17 +168,41 @@ class Dashboard:
     names: dict
 
 
+# A snapshot generation never changes once written: figures computed for one (generation,
+# filters, scope) are kept for the page's exports and the next visitor with the same view.
+_CACHE: OrderedDict[tuple, tuple[figures.Figures, figures.Figures]] = OrderedDict()
+_CACHE_SIZE = 32
+_CACHE_LOCK = threading.Lock()
+
+
+def compute(f: Filters) -> tuple[figures.Figures, figures.Figures, dict]:
+    """The figures for the period and, in brief, for the previous one (cached per snapshot)."""
+    eng = engine()
+    cur = eng.cursor()  # re-points the views at the latest snapshot first
+    key = (str(eng.where), eng.generation, f)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+    if hit is None:
+        try:
+            run = figures.Runner(cur)
+            hit = (figures.compute(run, f), figures.compute(run, f.previous(), full=False))
+        finally:
+            cur.close()
+        with _CACHE_LOCK:
+            _CACHE[key] = hit
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    else:
+        cur.close()
+    return hit[0], hit[1], eng.manifest or {}
+
+
 def dashboard(session: Session, user: User, f: Filters) -> Dashboard:
     view = view_of(user)
-    eng = engine()
-    cur = eng.cursor()
-    try:
-        run = figures.Runner(cur)
-        current = figures.compute(run, f)
-        previous = figures.compute(run, f.previous(), full=False)
-    finally:
-        cur.close()
-    return Dashboard(view, f, current, previous, eng.manifest or {}, _names(session, current))
+    current, previous, manifest = compute(f)
+    return Dashboard(view, f, current, previous, manifest, _names(session, current))
 
 
 def _names(session: Session, fig: figures.Figures) -> dict:

@@ -125,7 +125,8 @@ DIMENSIONS: dict[str, tuple[str, str, str]] = {
         "SELECT u.id, ut.territory_id FROM users u JOIN user_territories ut ON ut.user_id = u.id"
         " WHERE u.role = 'rep' AND u.is_active",
         "user_id BIGINT, territory_id BIGINT",
-        "SELECT count(*), sum(ut.id), sum(CASE WHEN u.is_active THEN u.id ELSE 0 END)"
+        "SELECT count(*), sum(ut.id),"
+        " sum(CASE WHEN u.is_active AND u.role = 'rep' THEN u.id ELSE 0 END)"
         " FROM users u JOIN user_territories ut ON ut.user_id = u.id",
     ),
     "targets": (
@@ -266,7 +267,7 @@ def _refresh(db: Connection, where: Path, full: bool) -> Result:
     old = read_manifest(where)
     if old is None or old.get("dialect") != db.dialect.name:
         full = True
-    gen = 1 if full or old is None else old["generation"] + 1
+    gen = 1 if old is None else old["generation"] + 1
     started = datetime.now(UTC)
     con = _duck()
     manifest = {

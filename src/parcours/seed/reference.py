@@ -480,7 +480,7 @@ CHANNEL_MIX = (
     ),
     ("event", 2, (("attended", 100),), (120, 240, 480), (8 * 60, 10 * 60), False),
     ("web", 3, (("visit", 80), ("download", 20)), (2, 3, 5, 8, 12), (7 * 60, 22 * 60), False),
-    ("survey", 1, (("completed", 100),), (5, 10), (7 * 60, 21 * 60), False),
+    ("survey", 1, (("sent", 60), ("completed", 40)), (5, 10), (7 * 60, 21 * 60), False),
 )
 CALL_OUTCOMES = (("positive", 40), ("neutral", 35), ("negative", 8), ("no_contact", 17))
 GROUP_SHARE = 0.02
