@@ -117,6 +117,7 @@ def create_app() -> FastAPI:
     from parcours.accounts import pages as accounts_pages
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
+    from parcours.analytics import api as analytics_api
     from parcours.analytics import pages as analytics_pages
     from parcours.consent import api as consent_api
     from parcours.consent import pages as consent_pages
@@ -135,7 +136,15 @@ def create_app() -> FastAPI:
     from parcours.meetings import room as meeting_room
     from parcours.web import pages as web_pages
 
-    for module in (core_api, accounts_api, activities_api, content_api, consent_api, email_api):
+    for module in (
+        core_api,
+        accounts_api,
+        activities_api,
+        content_api,
+        consent_api,
+        email_api,
+        analytics_api,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     for module in (
         core_pages,

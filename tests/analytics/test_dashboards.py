@@ -11,7 +11,7 @@ import pytest
 from parcours.activities.models import Activity, Attendee
 from parcours.analytics import snapshot
 
-from factories import create_hcp, create_territory_tree, create_user, login
+from factories import api_headers, create_hcp, create_territory_tree, create_user, login
 
 TODAY = datetime.now(UTC).date()
 
@@ -199,3 +199,28 @@ def test_with_no_snapshot_yet_the_page_says_so(client, session, analytics_dir):
     assert "The figures are being computed for the first time" in page.text
     assert date.today().year  # the page still shows its period and filters
     assert 'name="start"' in page.text
+
+
+def test_the_api_gives_the_same_figures_within_the_callers_scope(client, world):
+    rep = client.get("/api/v1/kpis", headers=api_headers(client, world["rep"]))
+    assert rep.status_code == 200
+    body = rep.json()
+    assert body["figures"]["touchpoints"] == 3
+    assert {r["channel"] for r in body["tables"]["engaged"]} == {"field_visit", None}
+    everyone = client.get("/api/v1/kpis", headers=api_headers(client, world["marketing"])).json()
+    assert everyone["figures"]["touchpoints"] == 8
+    assert everyone["figures"]["remote_calls"] == 5
+
+
+def test_the_api_refuses_bad_filters_with_problem_details(client, world):
+    headers = api_headers(client, world["rep"])
+    r = client.get(f"/api/v1/kpis?territory={world['tree']['south1'].id}", headers=headers)
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"] == [
+        {"field": "territory", "message": "This territory is not one you can see."}
+    ]
+    r = client.get("/api/v1/kpis?start=2026-13-01", headers=headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "start"
+    reviewer = client.get("/api/v1/kpis", headers=api_headers(client, world["reviewer"]))
+    assert reviewer.status_code == 403

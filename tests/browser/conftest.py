@@ -127,6 +127,9 @@ def live_server(live_world, live_smtp, live_dkim):
         # uploads land next to the database; a worker process renders them
         "PARCOURS_CONTENT_DIR": str(db_file.parent / "content"),
         "PARCOURS_WORKER_POLL_S": "0.3",
+        # the KPI snapshot, refreshed often so a dashboard shows what a test just did
+        "PARCOURS_ANALYTICS_DIR": str(db_file.parent / "analytics"),
+        "PARCOURS_ANALYTICS_REFRESH_S": "2",
         # the worker's mail goes to the test SMTP server; links point at this server
         "PARCOURS_SMTP_HOST": live_smtp.host,
         "PARCOURS_SMTP_PORT": str(live_smtp.port),

@@ -21,6 +21,8 @@ class Activity(Base):
     __table_args__ = (
         Index("ix_activities_owner_start", "owner_id", "start_at"),
         Index("ix_activities_start", "start_at"),
+        # the analytics snapshot reads what changed since its last refresh
+        Index("ix_activities_updated", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

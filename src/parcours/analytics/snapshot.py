@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -265,7 +266,9 @@ def refresh(db: Connection, where: Path | None = None, *, full: bool = False) ->
 def _refresh(db: Connection, where: Path, full: bool) -> Result:
     t0 = time.perf_counter()
     old = read_manifest(where)
-    if old is None or old.get("dialect") != db.dialect.name:
+    # a folder pointed at another database (or none yet) starts again from scratch
+    source = hashlib.sha256(db.engine.url.render_as_string().encode()).hexdigest()[:16]
+    if old is None or old.get("dialect") != db.dialect.name or old.get("source") != source:
         full = True
     gen = 1 if old is None else old["generation"] + 1
     started = datetime.now(UTC)
@@ -273,6 +276,7 @@ def _refresh(db: Connection, where: Path, full: bool) -> Result:
     manifest = {
         "generation": gen,
         "dialect": db.dialect.name,
+        "source": source,
         "refreshed_at": started.isoformat(),
         "watermark": started.isoformat(),
         "months": {} if full else dict(old["months"]),
