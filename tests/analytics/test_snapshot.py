@@ -4,6 +4,7 @@ amendments, dimensions), an empty database, and one refresh at a time."""
 from __future__ import annotations
 
 import fcntl
+import threading
 from dataclasses import replace
 
 import pytest
@@ -241,3 +242,35 @@ def test_one_refresh_at_a_time(session, world, analytics_dir):
         assert snapshot.read_manifest(analytics_dir) is None
     assert refresh(session, analytics_dir).full  # once it is done, the next one runs
     assert snapshot.read_manifest(analytics_dir)["generation"] == 1
+
+
+def test_readers_never_see_a_snapshot_half_swapped(session, world, analytics_dir):
+    """A web worker's threads keep querying while the worker writes new generations."""
+    refresh(session, analytics_dir)
+    engine = Engine(analytics_dir)
+    expected = engine.cursor().execute("SELECT count(*) FROM touchpoints").fetchone()[0]
+    seen, errors, stop = [], [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                cur = engine.cursor()
+                seen.append(cur.execute("SELECT count(*) FROM touchpoints").fetchone()[0])
+                cur.close()
+            except Exception as exc:  # noqa: BLE001 (any failure is the test's finding)
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(4):
+            refresh(session, analytics_dir, full=True)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert seen and set(seen) == {expected}
+    engine.cursor().close()  # the next request points at the latest generation
+    assert engine.generation == snapshot.read_manifest(analytics_dir)["generation"]

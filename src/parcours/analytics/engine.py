@@ -51,20 +51,29 @@ class Engine:
                 name: [str(self.where / p)] if p else []
                 for name, p in ((n, manifest["dimensions"].get(n)) for n in snapshot.DIMENSIONS)
             }
-            for name, files in views.items():
-                kind = self.con.execute(
-                    "SELECT table_type FROM information_schema.tables WHERE table_name = ?",
-                    [name],
-                ).fetchone()
-                if kind:
-                    self.con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} {name}")
-                if files:
-                    listing = ", ".join(f"'{f}'" for f in files)
-                    self.con.execute(
-                        f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listing}])"
-                    )
-                else:  # nothing written yet: an empty table of the right shape
-                    self.con.execute(f"CREATE TABLE {name} ({EMPTY[name]})")
+            # one transaction: a query running on another thread sees the old views or the
+            # new ones, never a missing one
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for name, files in views.items():
+                    kind = self.con.execute(
+                        "SELECT table_type FROM information_schema.tables WHERE table_name = ?",
+                        [name],
+                    ).fetchone()
+                    if kind and (kind[0] != "VIEW" or not files):
+                        self.con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} {name}")
+                    if files:
+                        listing = ", ".join(f"'{f}'" for f in files)
+                        self.con.execute(
+                            f"CREATE OR REPLACE VIEW {name} AS"
+                            f" SELECT * FROM read_parquet([{listing}])"
+                        )
+                    else:  # nothing written yet: an empty table of the right shape
+                        self.con.execute(f"CREATE TABLE {name} ({EMPTY[name]})")
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
             self.manifest = manifest
             self.generation = manifest["generation"]
             self._mtime = mtime
