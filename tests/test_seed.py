@@ -474,7 +474,7 @@ def test_postgresql(pg_engine, tmp_path):
     )
     assert fks == 2
     idx = _scalar(pg_engine, "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'activities'")
-    assert idx == 4  # primary key and three secondary indexes
+    assert idx == 5  # primary key and four secondary indexes
     with Session(pg_engine) as s:
         from parcours.core.models import User
 

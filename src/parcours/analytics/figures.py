@@ -95,11 +95,15 @@ def compute(run: Runner, f: Filters, *, full: bool = True) -> Figures:
     t = out.tables
 
     # 1. touchpoints
+    series = run.query(kpis.touchpoints_over_time, f)
+    h["touchpoints"] = sum(r["touchpoints"] for r in series)
     if full:
-        t["touchpoints"] = run.query(kpis.touchpoints_over_time, f)
-        h["touchpoints"] = sum(r["touchpoints"] for r in t["touchpoints"])
-    else:
-        h["touchpoints"] = run.one(kpis.touchpoints_total(f, run.dialect))["touchpoints"]
+        t["touchpoints"] = series
+    kinds: dict[tuple[str, str | None], int] = {}
+    for r in series:
+        kinds[(r["channel"], r["kind"])] = (
+            kinds.get((r["channel"], r["kind"]), 0) + r["touchpoints"]
+        )
 
     # 2. remote detailing adoption
     a = run.one(kpis.adoption_total(f, run.dialect))
@@ -135,7 +139,14 @@ def compute(run: Runner, f: Filters, *, full: bool = True) -> Figures:
     h["per_hcp_p50"] = dist_all["p50"]
 
     # 6. quality
-    q = run.one(kpis.quality(f, run.dialect))
+    q = {
+        "emails_sent": kinds.get(("email", "sent"), 0),
+        "emails_opened": kinds.get(("email", "opened"), 0),
+        "emails_clicked": kinds.get(("email", "clicked"), 0),
+        **run.one(kpis.quality(f, run.dialect)),
+        "surveys_sent": kinds.get(("survey", "sent"), 0),
+        "surveys_completed": kinds.get(("survey", "completed"), 0),
+    }
     h["open_rate"] = ratio(q["emails_opened"], q["emails_sent"])
     h["click_rate"] = ratio(q["emails_clicked"], q["emails_sent"])
     h["attendance_rate"] = ratio(q["webinar_attended"], q["webinar_registered"])

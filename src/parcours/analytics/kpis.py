@@ -7,17 +7,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
+from parcours.accounts.models import CHANNELS  # noqa: F401 (the channels, in display order)
+
 CALLS = "('field_visit', 'phone', 'remote_detailing')"
-CHANNELS = (
-    "field_visit",
-    "phone",
-    "remote_detailing",
-    "email",
-    "webinar",
-    "event",
-    "web",
-    "survey",
-)
 # touchpoints per HCP, as a distribution: the buckets of the histogram
 BUCKETS = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 10), (11, 20), (21, None))
 
@@ -123,7 +115,8 @@ def ctes(f: Filters, dialect: str = "duckdb") -> Query:
         )
         tp_where.append(has)
         params["product_id"] = f.product_id
-    if hcp_restricted:
+    # touchpoints carry their country: a country alone needs no look-up of the HCPs
+    if len(hcp_where) > (2 if f.country else 1):
         tp_where.append("tp.account_id IN (SELECT account_id FROM hcp)")
     rep_where = ["r.territory_id IN (SELECT territory_id FROM terr)"]
     if f.rep_id is not None:
@@ -186,7 +179,11 @@ def rep_calls(f: Filters, dialect: str = "duckdb") -> Query:
         f,
         f"""SELECT tp.owner_id, CAST(date_trunc('{f.grain}', tp.day) AS DATE) AS period,
                count(*) AS calls,
-               sum(CASE WHEN tp.channel = 'remote_detailing' THEN 1 ELSE 0 END) AS remote
+               sum(CASE WHEN tp.channel = 'remote_detailing' THEN 1 ELSE 0 END) AS remote,
+               sum(CASE WHEN tp.channel = 'remote_detailing' THEN tp.duration_min END)
+                   AS remote_minutes,
+               sum(CASE WHEN tp.channel = 'remote_detailing' AND tp.duration_min IS NOT NULL
+                        THEN 1 ELSE 0 END) AS remote_timed
         FROM tp WHERE tp.is_primary AND tp.channel IN {CALLS}
         GROUP BY 1, 2""",
         dialect,
@@ -202,6 +199,12 @@ def entries(f: Filters, dialect: str = "duckdb") -> Query:
         if dialect == "duckdb"
         else "g.product_id IS NULL OR g.product_id = ANY(c.product_ids)"
     )
+    first = "CAST(date_trunc('month', g.ws) AS DATE)"
+    months = (
+        f"CAST(unnest(generate_series({first}, g.we, INTERVAL 1 MONTH)) AS DATE)"
+        if dialect == "duckdb"
+        else f"CAST(generate_series({first}, g.we, INTERVAL '1 month') AS DATE)"
+    )
     return _with(
         f,
         """SELECT g.target_list_id, g.account_id, g.planned, coalesce(m.made, 0) AS made,
@@ -209,11 +212,16 @@ def entries(f: Filters, dialect: str = "duckdb") -> Query:
         FROM tg g LEFT JOIN made m
           ON m.target_list_id = g.target_list_id AND m.account_id = g.account_id""",
         dialect,
+        # Each entry is spread over the months of its window and each call joined to the
+        # entries of its HCP and month: the HCP alone matched every cycle of every list.
         f""",
+    tgm AS (SELECT g.*, {months} AS month FROM tg g),
     made AS (
         SELECT g.target_list_id, g.account_id, count(*) AS made
-        FROM tg g JOIN tp c ON c.account_id = g.account_id AND c.day BETWEEN g.ws AND g.we
-        WHERE c.channel IN {CALLS} AND ({match})
+        FROM tgm g JOIN tp c
+          ON c.account_id = g.account_id
+         AND CAST(date_trunc('month', c.day) AS DATE) = g.month
+        WHERE c.day BETWEEN g.ws AND g.we AND c.channel IN {CALLS} AND ({match})
         GROUP BY 1, 2)""",
     )
 
@@ -222,10 +230,6 @@ TEMP_TABLES = {"per_hcp": per_hcp, "rep_calls": rep_calls, "entries": entries}
 
 
 # --- 1. Touchpoints by channel and type over time ---------------------------------------------
-
-
-def touchpoints_total(f: Filters, dialect: str = "duckdb") -> Query:
-    return _with(f, "SELECT count(*) AS touchpoints FROM tp", dialect)
 
 
 def touchpoints_over_time(f: Filters, dialect: str = "duckdb") -> Query:
@@ -317,13 +321,16 @@ def attainment_by_rep(f: Filters, dialect: str = "duckdb") -> Query:
     """Per rep in scope: the target entries of the HCPs aligned to the rep's territories."""
     return _with(
         f,
-        """SELECT r.user_id, count(*) AS entries, sum(e.planned) AS planned,
+        """SELECT ra.user_id, sum(e.entries) AS entries, sum(e.planned) AS planned,
                sum(e.made) AS made, sum(e.credited) AS credited
-        FROM reps_in r
+        FROM (SELECT account_id, count(*) AS entries, sum(planned) AS planned,
+                     sum(made) AS made, sum(credited) AS credited
+              FROM entries GROUP BY 1) e
         JOIN (SELECT DISTINCT rt.user_id, a.account_id
-              FROM reps rt JOIN alignments a ON a.territory_id = rt.territory_id) ra
-          ON ra.user_id = r.user_id
-        JOIN entries e ON e.account_id = ra.account_id
+              FROM reps rt JOIN alignments a ON a.territory_id = rt.territory_id
+              WHERE rt.user_id IN (SELECT user_id FROM reps_in)
+                AND a.account_id IN (SELECT account_id FROM entries)) ra
+          ON ra.account_id = e.account_id
         GROUP BY 1 ORDER BY 1""",
         dialect,
     )
@@ -392,23 +399,19 @@ def population(f: Filters, dialect: str = "duckdb") -> Query:
 
 
 def quality(f: Filters, dialect: str = "duckdb") -> Query:
-    def count(cond: str) -> str:
-        return f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END)"
-
+    """Distinct HCPs registered to or attending a webinar, and remote calls with their mean
+    duration (reads rep_calls). Email and survey counts come from touchpoints_over_time."""
     return _with(
         f,
-        f"""SELECT {count("channel = 'email' AND kind = 'sent'")} AS emails_sent,
-               {count("channel = 'email' AND kind = 'opened'")} AS emails_opened,
-               {count("channel = 'email' AND kind = 'clicked'")} AS emails_clicked,
-               count(DISTINCT CASE WHEN channel = 'webinar' AND kind IN ('registered', 'attended')
-                                   THEN account_id END) AS webinar_registered,
-               count(DISTINCT CASE WHEN channel = 'webinar' AND kind = 'attended'
-                                   THEN account_id END) AS webinar_attended,
-               avg(CASE WHEN channel = 'remote_detailing' AND is_primary
-                        THEN duration_min END) AS remote_minutes,
-               {count("channel = 'remote_detailing' AND is_primary")} AS remote_calls,
-               {count("channel = 'survey' AND kind = 'sent'")} AS surveys_sent,
-               {count("channel = 'survey' AND kind = 'completed'")} AS surveys_completed
-        FROM tp""",
+        """SELECT (SELECT count(*) FROM web) AS webinar_registered,
+               (SELECT coalesce(sum(attended), 0) FROM web) AS webinar_attended,
+               coalesce(sum(remote), 0) AS remote_calls,
+               sum(remote_minutes) * 1.0 / nullif(sum(remote_timed), 0) AS remote_minutes
+        FROM rep_calls""",
         dialect,
+        """,
+    web AS (
+        SELECT account_id, max(CASE WHEN kind = 'attended' THEN 1 ELSE 0 END) AS attended
+        FROM tp WHERE channel = 'webinar' AND kind IN ('registered', 'attended')
+        GROUP BY 1)""",
     )

@@ -172,9 +172,9 @@ def ingest(session: Session, user: User, events: list[dict]) -> dict:
         shown_ok = (
             v.decided_at is not None
             and started >= v.decided_at - grace
-            and started.date() >= v.valid_from
+            and service.day_of(started) >= v.valid_from
             and (
-                (v.state == "approved" and started.date() <= v.valid_until)
+                (v.state == "approved" and service.day_of(started) <= v.valid_until)
                 or (
                     v.state in ("expired", "withdrawn", "superseded")
                     and v.ended_at is not None

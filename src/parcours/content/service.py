@@ -71,6 +71,15 @@ def today() -> date:
     return local_today()
 
 
+def day_of(at: datetime) -> date:
+    """The site's calendar day of a moment: content validity dates are the site's days."""
+    from parcours.activities.service import local_zone
+
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(local_zone()).date()
+
+
 # ---------------------------------------------------------------- visibility
 
 

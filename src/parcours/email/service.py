@@ -148,7 +148,9 @@ def gates_many(
 
     at = at or _now()
     settings = get_settings()
-    template_ok = version.kind == "email" and content.presentable(session, version, at.date())
+    template_ok = version.kind == "email" and content.presentable(
+        session, version, content.day_of(at)
+    )
     reachable = {
         a.id: a.emails[0] for a, _ in recipients if a.status != "erased" and (a.emails or [])
     }
