@@ -174,17 +174,29 @@ def per_hcp(f: Filters, dialect: str = "duckdb") -> Query:
     )
 
 
-def rep_calls(f: Filters, dialect: str = "duckdb") -> Query:
+def flows(f: Filters, dialect: str = "duckdb") -> Query:
+    """Touchpoints per caller, period bucket, channel, type and primary row, with the minutes
+    of those that have a duration: one pass over the period read by rep_calls and by the
+    touchpoint series."""
     return _with(
         f,
         f"""SELECT tp.owner_id, CAST(date_trunc('{f.grain}', tp.day) AS DATE) AS period,
-               count(*) AS calls,
-               sum(CASE WHEN tp.channel = 'remote_detailing' THEN 1 ELSE 0 END) AS remote,
-               sum(CASE WHEN tp.channel = 'remote_detailing' THEN tp.duration_min END)
-                   AS remote_minutes,
-               sum(CASE WHEN tp.channel = 'remote_detailing' AND tp.duration_min IS NOT NULL
-                        THEN 1 ELSE 0 END) AS remote_timed
-        FROM tp WHERE tp.is_primary AND tp.channel IN {CALLS}
+               tp.channel, tp.kind, tp.is_primary, count(*) AS n,
+               sum(tp.duration_min) AS minutes, count(tp.duration_min) AS timed
+        FROM tp GROUP BY 1, 2, 3, 4, 5""",
+        dialect,
+    )
+
+
+def rep_calls(f: Filters, dialect: str = "duckdb") -> Query:
+    """Calls (counted once, on their primary row) and remote calls per caller and bucket."""
+    return _with(
+        f,
+        f"""SELECT owner_id, period, sum(n) AS calls,
+               sum(CASE WHEN channel = 'remote_detailing' THEN n ELSE 0 END) AS remote,
+               sum(CASE WHEN channel = 'remote_detailing' THEN minutes END) AS remote_minutes,
+               sum(CASE WHEN channel = 'remote_detailing' THEN timed ELSE 0 END) AS remote_timed
+        FROM flows WHERE is_primary AND channel IN {CALLS}
         GROUP BY 1, 2""",
         dialect,
     )
@@ -226,18 +238,24 @@ def entries(f: Filters, dialect: str = "duckdb") -> Query:
     )
 
 
-TEMP_TABLES = {"per_hcp": per_hcp, "rep_calls": rep_calls, "entries": entries}
+# in this order: rep_calls reads flows
+TEMP_TABLES = {
+    "flows": flows,
+    "per_hcp": per_hcp,
+    "rep_calls": rep_calls,
+    "entries": entries,
+}
 
 
 # --- 1. Touchpoints by channel and type over time ---------------------------------------------
 
 
 def touchpoints_over_time(f: Filters, dialect: str = "duckdb") -> Query:
+    """Touchpoints per period bucket, channel and type (reads flows)."""
     return _with(
         f,
-        f"""SELECT CAST(date_trunc('{f.grain}', tp.day) AS DATE) AS period, tp.channel, tp.kind,
-               count(*) AS touchpoints
-        FROM tp GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+        """SELECT period, channel, kind, sum(n) AS touchpoints
+        FROM flows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
         dialect,
     )
 
