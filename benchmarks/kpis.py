@@ -13,7 +13,9 @@ targets beside the measured values and `cpu_count`.
    incremental refresh that picks them up (only the refresh is timed).
 3. dashboard: uvicorn serving the app on that snapshot; marketing, manager and rep log in
    through the login form and GET /analytics (default period, the last 12 months, the last
-   12 months in the biggest country); p50/p95/max per case. A missing route is reported.
+   12 months in the biggest country); per case the first request, then p50/p95/max of
+   computed pages (the period shifted a day each time) and of cached ones (the same URL
+   again). A missing route is reported.
 4. tile: the 10 M snapshot copied --tile times with DuckDB into a 100 M touchpoint snapshot
    (account, activity and user ids shifted per copy; territories shared).
 5. compute: `figures.compute` for the last 12 months, filtered by the country with the most
@@ -21,7 +23,8 @@ targets beside the measured values and `cpu_count`.
    the page cache) and warm (median of --repeats), per-query seconds, peak RSS.
 6. PostgreSQL: the snapshot's tables loaded into parcours_bench_kpi (COPY of CSV written by
    DuckDB, indexes, VACUUM ANALYZE); the same compute with Runner(psycopg, "postgresql");
-   headline figures checked against DuckDB's; seconds and the PostgreSQL/DuckDB ratio.
+   headline figures checked against DuckDB's; seconds and the PostgreSQL/DuckDB ratio. At
+   the tiled size too (--pg-scale), one run per case, each stopped at --pg-case-budget-min.
 
 Usage:  .venv/bin/python benchmarks/kpis.py [--hcps N] [--months M] [--tile T] [--reuse]
         [--skip-pg] [--pg-scale base|auto|tiled] [--work-dir DIR]
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -203,6 +207,10 @@ def code_state() -> dict:
             check=True,
         ).stdout
         out["analytics_changed_since_commit"] = [line[3:] for line in status.splitlines()]
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "parcours" / "analytics").rglob("*.py")):
+        digest.update(path.read_bytes())
+    out["analytics_sha256"] = digest.hexdigest()[:16]  # what the run measured, commit or not
     return out
 
 
@@ -257,6 +265,8 @@ def seed_database(args, db_path: Path) -> dict:
         previous = None
         with contextlib.suppress(OSError, ValueError):
             previous = json.loads(args.out.read_text()).get("seeding")
+        while isinstance(previous, dict) and previous.get("skipped"):  # the run that seeded
+            previous = previous.get("previous_run")
         return {"skipped": True, "previous_run": previous}
     reset_database("sqlite", url, db_path)
     migrate(url)
@@ -740,15 +750,24 @@ def compute_child(argv: list[str]) -> None:
         ):
             names[fn(f, dialect).sql] = name
 
+    budget = spec.get("budget_s")  # PostgreSQL: each run stops when it has used this much
+
     class TimedRunner(figures.Runner):
         def __init__(self, con, dialect):
             super().__init__(con, dialect)
             self.seconds: dict[str, float] = {}
+            self.deadline = time.perf_counter() + budget if budget else None
 
         def _note(self, label: str, t0: float) -> None:
             self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t0
 
+        def _limit(self) -> None:
+            if self.deadline is not None:
+                left_ms = max(1, int((self.deadline - time.perf_counter()) * 1000))
+                self.con.execute(f"SET statement_timeout = {left_ms}")
+
         def rows(self, q):
+            self._limit()
             t0 = time.perf_counter()
             try:
                 return super().rows(q)
@@ -756,6 +775,7 @@ def compute_child(argv: list[str]) -> None:
                 self._note(names.get(q.sql, "other"), t0)
 
         def temp(self, name, q):
+            self._limit()
             t0 = time.perf_counter()
             try:
                 super().temp(name, q)
@@ -789,12 +809,39 @@ def compute_child(argv: list[str]) -> None:
     for i in range(1 + spec["repeats"]):
         run = TimedRunner(con, dialect)
         t = time.perf_counter()
-        figs = figures.compute(run, f)
+        try:
+            figs = figures.compute(run, f)
+        except Exception as exc:
+            if type(exc).__name__ != "QueryCanceled" or not budget:
+                raise
+            out["timed_out"] = {
+                "budget_s": budget,
+                "run": i + 1,
+                "after_s": round(time.perf_counter() - t, 1),
+                "queries_done": {k: round(v, 3) for k, v in run.seconds.items()},
+            }
+            log(f"  {spec['label']}: run {i + 1} stopped at the {budget:.0f} s budget")
+            break
         dt = time.perf_counter() - t
         runs.append(
             {"seconds": round(dt, 3), "queries": {k: round(v, 3) for k, v in run.seconds.items()}}
         )
         log(f"  {spec['label']}: run {i + 1} {'(cold)' if i == 0 else '(warm)'} {dt:.2f} s")
+    if not runs:  # the first run did not finish in its budget
+        out.update(
+            {
+                "cold_s": None,
+                "warm_s": [],
+                "warm_median_s": None,
+                "warm_queries_median": {},
+                "headline": None,
+                "peak_rss_mib": peak_rss_mib(),
+            }
+        )
+        with contextlib.suppress(Exception):
+            con.close()
+        print(json.dumps(out), flush=True)
+        return
     warm = runs[1:] or runs
     med = statistics.median(r["seconds"] for r in warm)
     queries = {
@@ -821,6 +868,9 @@ def compute_child(argv: list[str]) -> None:
 def compute_case(label: str, spec: dict, timeout: float, wait_idle_s: float = 0) -> dict:
     spec = {**spec, "label": label}
     res = run_child(["_compute", json.dumps(spec)], timeout=timeout, wait_idle_s=wait_idle_s)
+    if res["cold_s"] is None:
+        log(f"  {label}: not finished in {res['timed_out']['budget_s']:.0f} s")
+        return res
     top = next(iter(res["warm_queries_median"].items()), (None, None))
     log(
         f"  {label}: cold {res['cold_s']:.2f} s, warm median {res['warm_median_s']:.2f} s, "
@@ -1112,68 +1162,89 @@ def bench(args) -> dict:
         ensure_database(args.pg_url)
         pg: dict = {"database": pg_database_name(args.pg_url), "work_mem": args.pg_work_mem}
         out["postgresql"] = pg
-        log("PostgreSQL baseline: loading the 10 M snapshot")
-        pg["load_base"] = pg_load(base_snap, args.pg_url, "kpi_base", work / "csv")
-        estimate = pg["load_base"]["seconds"] * args.tile
-        budget = args.pg_budget_min * 60
-        pg["tiled_load_estimate_s"] = round(estimate)
-        pg["tiled_load_budget_s"] = budget
-        load_tiled = args.tile > 1 and (
-            args.pg_scale == "tiled" or (args.pg_scale == "auto" and estimate <= budget)
-        )
-        pg["tiled_loaded"] = load_tiled
-        if args.tile > 1 and not load_tiled:
-            why = (
-                f"the 10 M load took {pg['load_base']['seconds']:.0f} s: x{args.tile} is about "
-                f"{estimate / 60:.0f} min, over the {args.pg_budget_min:g} min budget"
-                if args.pg_scale == "auto"
-                else "--pg-scale base"
-            )
-            pg["tiled_skipped_because"] = why
-            log(f"  PostgreSQL at {args.tile}x not loaded: {why}")
-        for scale in ("base", "tiled") if load_tiled else ("base",):
-            if scale == "tiled":
-                log(f"PostgreSQL: loading the tiled snapshot (estimate {estimate / 60:.0f} min)")
-                pg["load_tiled"] = pg_load(tiled_snap, args.pg_url, "kpi_tiled", work / "csv")
-            schema = f"kpi_{scale}"
-            pspec = {"dsn": pg_dsn(args.pg_url), "schema": schema, "work_mem": args.pg_work_mem}
-            reps = args.repeats if scale == "base" else min(args.repeats, 1)  # slow at 100 M
+
+        def pg_cases(scale: str, repeats: int, budget_s: float | None) -> None:
+            pspec = {"dsn": pg_dsn(args.pg_url), "schema": f"kpi_{scale}"}
+            pspec |= {"work_mem": args.pg_work_mem, "budget_s": budget_s}
             res = {}
             for which, cc in (("country", country), ("all", None)):
-                res[which] = case(
+                r = case(
                     f"postgresql {scale} {which}",
-                    {**spec("postgresql", country=cc, **pspec), "repeats": reps},
+                    {**spec("postgresql", country=cc, **pspec), "repeats": repeats},
                     4 * 3600,
                 )
+                res[which] = r
+                if r["cold_s"] is None:
+                    continue
                 duck = compute["duckdb"][scale][which]
-                res[which]["same_as_duckdb"] = same_headline(
-                    duck["headline"], res[which]["headline"]
-                )
-                res[which]["ratio_pg_duckdb_warm"] = round(
-                    res[which]["warm_median_s"] / max(duck["warm_median_s"], 1e-9), 1
-                )
-                res[which]["ratio_pg_duckdb_cold"] = round(
-                    res[which]["cold_s"] / max(duck["cold_s"], 1e-9), 1
-                )
-                if not res[which]["same_as_duckdb"]["equal"]:
+                r["same_as_duckdb"] = same_headline(duck["headline"], r["headline"])
+                r["ratio_pg_duckdb_cold"] = round(r["cold_s"] / max(duck["cold_s"], 1e-9), 1)
+                if r["warm_s"]:
+                    r["ratio_pg_duckdb_warm"] = round(
+                        r["warm_median_s"] / max(duck["warm_median_s"], 1e-9), 1
+                    )
+                if not r["same_as_duckdb"]["equal"]:
                     out["notes"].append(
                         f"PostgreSQL and DuckDB disagree ({scale}, {which}): "
-                        + json.dumps(res[which]["same_as_duckdb"]["differences"])
+                        + json.dumps(r["same_as_duckdb"]["differences"])
                     )
                 log(
                     f"  postgresql {scale} {which}: same figures as DuckDB: "
-                    f"{res[which]['same_as_duckdb']['equal']}; ratio warm "
-                    f"{res[which]['ratio_pg_duckdb_warm']}x"
+                    f"{r['same_as_duckdb']['equal']}; PostgreSQL/DuckDB cold "
+                    f"{r['ratio_pg_duckdb_cold']}x, warm {r.get('ratio_pg_duckdb_warm', '-')}x"
                 )
             compute["postgresql"][scale] = res
             save()
+
+        log("PostgreSQL baseline: loading the 10 M snapshot")
+        pg["load_base"] = pg_load(base_snap, args.pg_url, "kpi_base", work / "csv")
+        pg_cases("base", args.repeats, None)
+        if args.tile > 1:
+            # At the tiled size: one (cold) run per case, each stopped at --pg-case-budget-min.
+            # Estimated from the 10 M figures x tile, which is optimistic for the queries (one
+            # run measured x12 for a country and over x30 unfiltered for x10 rows).
+            base = compute["postgresql"]["base"]
+            case_budget = args.pg_case_budget_min * 60
+            load_s = pg["load_base"]["seconds"] * args.tile
+            compute_s = sum(
+                min(base[w]["cold_s"] * args.tile, case_budget) for w in ("country", "all")
+            )
+            budget = args.pg_budget_min * 60
+            pg["tiled_estimate"] = {
+                "load_s": round(load_s),
+                "compute_s": round(compute_s),
+                "total_s": round(load_s + compute_s),
+                "budget_s": budget,
+                "case_budget_s": case_budget,
+                "basis": f"the 10 M load and cold computes x {args.tile}",
+            }
+            load_tiled = args.pg_scale == "tiled" or (
+                args.pg_scale == "auto" and load_s + compute_s <= budget
+            )
+            pg["tiled_loaded"] = load_tiled
+            if load_tiled:
+                log(
+                    f"PostgreSQL: loading the tiled snapshot (estimate: load {load_s / 60:.0f} min,"
+                    f" computes {compute_s / 60:.0f} min)"
+                )
+                pg["load_tiled"] = pg_load(tiled_snap, args.pg_url, "kpi_tiled", work / "csv")
+                pg_cases("tiled", 0, case_budget)
+            else:
+                why = (
+                    f"the 10 M figures give x{args.tile}: load {load_s / 60:.0f} min + computes "
+                    f"{compute_s / 60:.0f} min, over the {args.pg_budget_min:g} min budget"
+                    if args.pg_scale == "auto"
+                    else "--pg-scale base"
+                )
+                pg["tiled_skipped_because"] = why
+                log(f"  PostgreSQL at {args.tile}x not loaded: {why}")
         if args.pg_drop:
             for scale in ("base", "tiled"):
                 drop_pg_schema(args.pg_url, f"kpi_{scale}")
 
     out["targets"] = targets(out)
     end_state = code_state()
-    if end_state != out["code"]:
+    if end_state.get("analytics_sha256") != out["code"].get("analytics_sha256"):
         out["code_at_end"] = end_state
         out["notes"].append("the analytics code changed while the benchmark ran: see code_at_end")
     out["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 1)
@@ -1268,10 +1339,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--pg-scale",
         choices=("base", "auto", "tiled"),
         default="auto",
-        help="PostgreSQL at 10 M only (base), also at the tiled size (tiled), or when the "
-        "load estimated from the 10 M one fits --pg-budget-min (auto)",
+        help="PostgreSQL at 10 M only (base), also at the tiled size (tiled), or when its "
+        "load and computes estimated from the 10 M ones fit --pg-budget-min (auto)",
     )
-    p.add_argument("--pg-budget-min", type=float, default=15.0)
+    p.add_argument(
+        "--pg-budget-min",
+        type=float,
+        default=15.0,
+        help="--pg-scale auto: PostgreSQL at the tiled size when its load and computes, "
+        "estimated from the 10 M ones, fit in this",
+    )
+    p.add_argument(
+        "--pg-case-budget-min",
+        type=float,
+        default=10.0,
+        help="at the tiled size, a PostgreSQL compute is stopped after this (statement_timeout)",
+    )
     p.add_argument("--pg-work-mem", default="64MB", help="SET work_mem for the KPI session")
     p.add_argument("--pg-drop", action="store_true", help="drop the loaded schemas at the end")
     p.add_argument("--password", default=PASSWORD, help="demo password given to the seed")

@@ -386,11 +386,12 @@ def reach(f: Filters, dialect: str = "duckdb") -> Query:
     """Target HCPs (of the lists overlapping the period) and those with a touchpoint in it."""
     return _with(
         f,
-        """SELECT count(*) AS targets,
-               coalesce(sum(CASE WHEN x.account_id IN (SELECT account_id FROM per_hcp)
-                                 THEN 1 ELSE 0 END), 0) AS touched
+        # a join, not IN (subquery): PostgreSQL rescans the subquery per row once per_hcp
+        # outgrows work_mem (356 s at 100 M touchpoints)
+        """SELECT count(*) AS targets, count(p.account_id) AS touched
         FROM (SELECT DISTINCT account_id FROM tg
-              WHERE account_id NOT IN (SELECT account_id FROM hcps WHERE status = 'erased')) x""",
+              WHERE account_id NOT IN (SELECT account_id FROM hcps WHERE status = 'erased')) x
+        LEFT JOIN (SELECT DISTINCT account_id FROM per_hcp) p ON p.account_id = x.account_id""",
         dialect,
     )
 

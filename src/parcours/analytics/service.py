@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -147,15 +148,29 @@ def choices(session: Session, user: User) -> dict:
         "reps": reps(session, user) if user.role != Role.rep else [],
         "products": list(session.scalars(select(Product).order_by(Product.name))),
         "segments": list(session.scalars(select(Segment).order_by(Segment.code))),
-        "specialties": sorted(
-            s
-            for s in session.scalars(
-                select(Account.specialty).where(Account.kind == "hcp").distinct()
-            )
-            if s
-        ),
+        "specialties": _specialties(session),
         "channels": CHANNELS,
     }
+
+
+# The specialties read every HCP row (0.13 to 0.2 s at 100,000 HCPs, most of a cached page):
+# kept per process for a few minutes, a new specialty shows in the menu within that time.
+SPECIALTIES_TTL_S = 300.0
+_SPECIALTIES: dict[str, tuple[float, list[str]]] = {}
+
+
+def _specialties(session: Session) -> list[str]:
+    key = str(session.get_bind().engine.url)
+    hit = _SPECIALTIES.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    found = sorted(
+        s
+        for s in session.scalars(select(Account.specialty).where(Account.kind == "hcp").distinct())
+        if s
+    )
+    _SPECIALTIES[key] = (time.monotonic() + SPECIALTIES_TTL_S, found)
+    return found
 
 
 @dataclass
