@@ -9,7 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,7 +32,10 @@ DRILLS = ("touched", "engaged", "untouched_targets", "bucket", "touchpoints")
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    """The site's calendar day: a default period ends today where the lab works, not in UTC."""
+    from parcours.activities.service import local_today
+
+    return local_today()
 
 
 def view_of(user: User) -> str:
