@@ -34,6 +34,9 @@ def cards(board: Dashboard) -> list[dict]:
         delta = None
         if value is not None and before is not None:
             delta = (value - before) * 100 if kind == "share" else value - before
+            # a change that shows as 0 once rounded for display is no change
+            if abs(delta) < (0.5 if kind == "count" else 0.05):
+                delta = 0
         out.append(
             {
                 "key": key,
