@@ -9,16 +9,12 @@ from parcours.core.deps import ApiUser, SessionDep
 
 router = APIRouter()
 
-FILTERS = ("start", "end", "country", "territory", "rep", "product", "segment", "tier")
-FILTERS += ("specialty", "channel")
-
 
 @router.get("/kpis", tags=["analytics"])
 def kpis(request: Request, user: ApiUser, session: SessionDep) -> dict:
     """The six KPIs for the period and filters given (query string as on /analytics), within
     the caller's scope: the figures, the previous period's, and every chart's table."""
-    raw = {k: request.query_params.get(k, "") for k in FILTERS}
-    f = service.filters(session, user, raw)
+    f = service.filters(session, user, service.raw_filters(request.query_params))
     board = service.dashboard(session, user, f)
     return {
         "period": {"start": f.start, "end": f.end},

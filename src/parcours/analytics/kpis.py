@@ -8,8 +8,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from parcours.accounts.models import CHANNELS  # noqa: F401 (the channels, in display order)
+from parcours.activities.service import CALL_CHANNELS
 
-CALLS = "('field_visit', 'phone', 'remote_detailing')"
+CALLS = "(" + ", ".join(f"'{c}'" for c in CALL_CHANNELS) + ")"  # as an SQL list
 # touchpoints per HCP, as a distribution: the buckets of the histogram
 BUCKETS = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 10), (11, 20), (21, None))
 

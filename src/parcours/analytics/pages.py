@@ -18,22 +18,9 @@ from parcours.web.render import language as render_language
 router = APIRouter()
 add_templates(__file__)
 
-FILTERS = (
-    "start",
-    "end",
-    "country",
-    "territory",
-    "rep",
-    "product",
-    "segment",
-    "tier",
-    "specialty",
-    "channel",
-)
-
 
 def _raw(request: Request) -> dict[str, str]:
-    return {k: request.query_params.get(k, "") for k in FILTERS}
+    return service.raw_filters(request.query_params)
 
 
 def _query(raw: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ import io
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -28,6 +29,19 @@ READERS = (Role.admin, Role.manager, Role.marketing, Role.rep)
 DEFAULT_DAYS = 90
 MAX_DAYS = 3 * 366
 DRILL_LIMIT = 500
+# the query string a dashboard, its exports, its lists and the API read their filters from
+FILTERS = (
+    "start",
+    "end",
+    "country",
+    "territory",
+    "rep",
+    "product",
+    "segment",
+    "tier",
+    "specialty",
+    "channel",
+)
 DRILLS = ("touched", "engaged", "untouched_targets", "bucket", "touchpoints")
 
 
@@ -56,6 +70,11 @@ def _int(raw: str, name: str, message: str) -> int:
     if not is_id(raw):
         raise Invalid(message, field=name)
     return int(raw)
+
+
+def raw_filters(query: Mapping[str, str]) -> dict[str, str]:
+    """The filter values of a query string, "" for those not given."""
+    return {k: query.get(k, "") for k in FILTERS}
 
 
 def filters(session: Session, user: User, raw: dict[str, str]) -> Filters:

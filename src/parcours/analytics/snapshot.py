@@ -33,7 +33,6 @@ from parcours.email.service import ZONES
 
 log = logging.getLogger(__name__)
 
-CALL_CHANNELS = ("field_visit", "phone", "remote_detailing")
 # Rows re-read before the watermark: a transaction that committed late, with an earlier
 # updated_at than rows already read, is still picked up.
 OVERLAP = timedelta(minutes=10)
