@@ -2,6 +2,7 @@
 
 from parcours.accounts import models as accounts_models  # noqa: F401
 from parcours.activities import models as activities_models  # noqa: F401
+from parcours.ai import models as ai_models  # noqa: F401
 from parcours.consent import models as consent_models  # noqa: F401
 from parcours.content import models as content_models  # noqa: F401
 from parcours.core import models as core_models  # noqa: F401

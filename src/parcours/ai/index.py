@@ -1,0 +1,415 @@
+"""The search indexes on disk: lexical BM25 (tantivy) and dense vectors (faiss), one writer.
+
+The database holds documents and passages; these files are derived from it and can be
+rebuilt (`parcours insight reindex`). Every entry carries its document id and the hash of
+its access list, so a search is filtered by what the asker may read before it is ranked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# the flat (exact) vector index is scanned whole; past this size an IVF index is built
+IVF_FROM = 200_000
+NPROBE = 24
+LANGS = {"en": "english", "fr": "french"}
+
+
+def acl_hash(acl_key: str) -> int:
+    """A stable 63-bit number for an access list, stored with every indexed passage."""
+    return int.from_bytes(hashlib.blake2b(acl_key.encode(), digest_size=8).digest(), "big") >> 1
+
+
+@dataclass
+class Entry:
+    """One passage as the indexes see it."""
+
+    chunk_id: int
+    doc_id: int
+    acl: int
+    language: str
+    text: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a search may return: passages whose access list hash is in acls (None: any),
+    and, when filtering by metadata, whose document is in docs (None: any)."""
+
+    acls: frozenset[int] | None = None
+    docs: frozenset[int] | None = None
+
+    def key(self) -> tuple:
+        return (
+            None if self.acls is None else tuple(sorted(self.acls)),
+            None if self.docs is None else tuple(sorted(self.docs)),
+        )
+
+
+EVERYTHING = Scope()
+
+
+def _analyzer(language: str):
+    from tantivy import Filter, TextAnalyzerBuilder, Tokenizer
+
+    return (
+        TextAnalyzerBuilder(Tokenizer.simple())
+        .filter(Filter.remove_long(40))
+        .filter(Filter.lowercase())
+        .filter(Filter.stopword(language))
+        .filter(Filter.ascii_fold())
+        .filter(Filter.stemmer(language))
+        .build()
+    )
+
+
+class Lexical:
+    """BM25 over passages with tantivy: the passage in its language's field (stemmed and
+    stop-worded for that language), the document title in a title field of each language."""
+
+    FIELDS = ("en", "fr", "title_en", "title_fr")
+
+    def __init__(self, path: Path):
+        import tantivy
+
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        sb = tantivy.SchemaBuilder()
+        sb.add_unsigned_field("chunk", stored=True, indexed=True, fast=True)
+        sb.add_unsigned_field("doc", indexed=True, fast=True)
+        sb.add_unsigned_field("acl", indexed=True, fast=True)
+        for lang in LANGS:
+            sb.add_text_field(lang, tokenizer_name=f"p_{lang}")
+            sb.add_text_field(f"title_{lang}", tokenizer_name=f"p_{lang}")
+        self.schema = sb.build()
+        self.index = tantivy.Index(self.schema, path=str(path))
+        for lang, name in LANGS.items():
+            self.index.register_tokenizer(f"p_{lang}", _analyzer(name))
+        self._tantivy = tantivy
+
+    def add(self, entries: Iterable[Entry], writer) -> int:
+        n = 0
+        for e in entries:
+            doc = self._tantivy.Document()
+            doc.add_unsigned("chunk", e.chunk_id)
+            doc.add_unsigned("doc", e.doc_id)
+            doc.add_unsigned("acl", e.acl)
+            lang = e.language if e.language in LANGS else "en"
+            doc.add_text(lang, e.text)
+            if e.title:
+                doc.add_text(f"title_{lang}", e.title)
+            writer.add_document(doc)
+            n += 1
+        return n
+
+    def writer(self):
+        return self.index.writer(heap_size=200_000_000, num_threads=1)
+
+    def remove(self, doc_ids: Iterable[int], writer) -> None:
+        doc_ids = sorted({int(d) for d in doc_ids})
+        if doc_ids:  # by query: a term of a plain int would be read as i64, not this u64 field
+            writer.delete_documents_by_query(
+                self._tantivy.Query.term_set_query(self.schema, "doc", doc_ids)
+            )
+
+    def reload(self) -> None:
+        self.index.reload()
+
+    def query(self, text: str, scope: Scope):
+        """The user's words as a BM25 query over both languages' fields (titles weigh
+        double), restricted to the scope; None when no word is left to search for."""
+        from parcours.ai.text import words
+
+        cleaned = " ".join(words(text))
+        if not cleaned:
+            return None
+        T = self._tantivy
+        try:
+            q = self.index.parse_query(
+                cleaned, list(self.FIELDS), field_boosts={"title_en": 2.0, "title_fr": 2.0}
+            )
+        except ValueError:
+            return None
+        clauses = [(T.Occur.Must, q)]
+        if scope.acls is not None:
+            clauses.append(
+                (T.Occur.Must, T.Query.term_set_query(self.schema, "acl", sorted(scope.acls)))
+            )
+        if scope.docs is not None:
+            clauses.append(
+                (T.Occur.Must, T.Query.term_set_query(self.schema, "doc", sorted(scope.docs)))
+            )
+        return T.Query.boolean_query(clauses) if len(clauses) > 1 else q
+
+    def search(self, text: str, k: int, scope: Scope = EVERYTHING) -> list[tuple[int, float]]:
+        if scope.acls is not None and not scope.acls or scope.docs is not None and not scope.docs:
+            return []
+        q = self.query(text, scope)
+        if q is None:
+            return []
+        searcher = self.index.searcher()
+        result = searcher.search(q, k)
+        return [(searcher.doc(addr)["chunk"][0], score) for score, addr in result.hits]
+
+    def count(self) -> int:
+        return self.index.searcher().num_docs
+
+
+class Dense:
+    """Passage vectors in faiss, inner product on normalised vectors (cosine): exact (flat)
+    while small, IVF once past IVF_FROM. ids, document ids and access hashes live beside it
+    to filter a search by scope with a bitmap selector."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self._index = None
+        self.ids = np.zeros(0, np.int64)
+        self.docs = np.zeros(0, np.int64)
+        self.acls = np.zeros(0, np.int64)
+        self._selectors: dict[tuple, object] = {}
+        self.load()
+
+    @property
+    def file(self) -> Path:
+        return self.path / "vectors.faiss"
+
+    def load(self) -> None:
+        import faiss
+
+        self._selectors = {}
+        if self.file.exists():
+            self._index = faiss.read_index(str(self.file))
+            meta = np.load(self.path / "meta.npz")
+            self.ids, self.docs, self.acls = meta["ids"], meta["docs"], meta["acls"]
+        else:
+            self._index = None
+            self.ids = np.zeros(0, np.int64)
+            self.docs = np.zeros(0, np.int64)
+            self.acls = np.zeros(0, np.int64)
+
+    def _new(self, dim: int, sample: np.ndarray | None = None):
+        import faiss
+
+        n = 0 if sample is None else len(sample)
+        if n >= IVF_FROM:
+            nlist = int(4 * np.sqrt(n))
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(7)
+            train = sample[rng.choice(n, size=min(n, 60 * nlist), replace=False)]
+            index.train(train)
+            index.nprobe = NPROBE
+            return index
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    def add(self, ids: np.ndarray, docs: np.ndarray, acls: np.ndarray, vectors: np.ndarray):
+        if not len(ids):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self._index is None:
+            self._index = self._new(vectors.shape[1])
+        self._index.add_with_ids(vectors, ids.astype(np.int64))
+        self.ids = np.concatenate([self.ids, ids.astype(np.int64)])
+        self.docs = np.concatenate([self.docs, docs.astype(np.int64)])
+        self.acls = np.concatenate([self.acls, acls.astype(np.int64)])
+
+    def build(self, ids, docs, acls, vectors: np.ndarray) -> None:
+        """Replace everything with these vectors (IVF when there are many)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._index = self._new(vectors.shape[1], vectors)
+        self.ids = self.docs = self.acls = np.zeros(0, np.int64)
+        self.add(np.asarray(ids), np.asarray(docs), np.asarray(acls), vectors)
+
+    def remove(self, doc_ids: Iterable[int]) -> None:
+        import faiss
+
+        gone = np.isin(self.docs, np.fromiter(doc_ids, np.int64))
+        if not gone.any() or self._index is None:
+            return
+        self._index.remove_ids(faiss.IDSelectorBatch(self.ids[gone]))
+        keep = ~gone
+        self.ids, self.docs, self.acls = self.ids[keep], self.docs[keep], self.acls[keep]
+
+    def save(self) -> None:
+        import faiss
+
+        if self._index is None:
+            return
+        tmp = self.path / "vectors.faiss.tmp"
+        faiss.write_index(self._index, str(tmp))
+        np.savez(self.path / "meta.tmp.npz", ids=self.ids, docs=self.docs, acls=self.acls)
+        os.replace(self.path / "meta.tmp.npz", self.path / "meta.npz")
+        os.replace(tmp, self.file)
+
+    def count(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    def _selector(self, scope: Scope):
+        import faiss
+
+        key = scope.key()
+        if key in self._selectors:
+            return self._selectors[key]
+        mask = np.ones(len(self.ids), bool)
+        if scope.acls is not None:
+            mask &= np.isin(self.acls, np.fromiter(scope.acls, np.int64))
+        if scope.docs is not None:
+            mask &= np.isin(self.docs, np.fromiter(scope.docs, np.int64))
+        if mask.all():
+            selector = None
+        else:
+            top = int(self.ids.max()) + 1
+            bits = np.zeros(top, bool)
+            bits[self.ids[mask]] = True
+            packed = np.packbits(bits, bitorder="little")
+            selector = (faiss.IDSelectorBitmap(top, faiss.swig_ptr(packed)), packed)
+        if len(self._selectors) > 64:
+            self._selectors.clear()
+        self._selectors[key] = selector
+        return selector
+
+    def search(self, vector: np.ndarray, k: int, scope: Scope = EVERYTHING):
+        import faiss
+
+        if self._index is None or not self.count():
+            return []
+        if scope.acls is not None and not scope.acls or scope.docs is not None and not scope.docs:
+            return []
+        q = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        selected = self._selector(scope)
+        ivf = isinstance(self._index, faiss.IndexIVF)
+        if selected is None:
+            params = faiss.SearchParametersIVF(nprobe=NPROBE) if ivf else None
+        elif ivf:
+            params = faiss.SearchParametersIVF(sel=selected[0], nprobe=NPROBE)
+        else:
+            params = faiss.SearchParameters(sel=selected[0])
+        scores, ids = self._index.search(q, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
+class Store:
+    """The two indexes in one folder, with a manifest whose generation tells readers
+    in other processes to reload. Writes take an exclusive lock on the folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lexical = Lexical(self.path / "lexical")
+        self.dense = Dense(self.path / "dense")
+        self.generation = self._read_generation()
+        self._guard = threading.Lock()
+
+    def _read_generation(self) -> int:
+        try:
+            return json.loads((self.path / "manifest.json").read_text())["generation"]
+        except (FileNotFoundError, ValueError, KeyError):
+            return 0
+
+    def refresh(self) -> None:
+        """Pick up what another process wrote since this one last looked."""
+        generation = self._read_generation()
+        if generation != self.generation:
+            with self._guard:
+                if generation != self.generation:
+                    self.lexical.reload()
+                    self.dense.load()
+                    self.generation = generation
+
+    @contextmanager
+    def writing(self) -> Iterator[Store]:
+        """Exclusive change of both indexes, published with a new generation at the end."""
+        lock = open(self.path / ".lock", "w")  # noqa: SIM115 - held for the block
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.dense.load()  # another process may have written since
+            self._writer = self.lexical.writer()
+            yield self
+            self._writer.commit()
+            self._writer.wait_merging_threads()
+            self.dense.save()
+            generation = self._read_generation() + 1
+            tmp = self.path / "manifest.tmp"
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "generation": generation,
+                        "passages": self.dense.count(),
+                        "dense": type(self.dense._index).__name__ if self.dense._index else None,
+                    }
+                )
+            )
+            os.replace(tmp, self.path / "manifest.json")
+            self.lexical.reload()
+            self.generation = generation
+        except BaseException:
+            writer = getattr(self, "_writer", None)
+            if writer is not None:
+                writer.rollback()
+            self.dense.load()
+            raise
+        finally:
+            self._writer = None
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+    def add(self, entries: list[Entry], vectors: np.ndarray | None) -> None:
+        """Inside writing(): index these passages (vectors in the same order)."""
+        self.lexical.add(entries, self._writer)
+        if vectors is not None and entries:
+            self.dense.add(
+                np.array([e.chunk_id for e in entries], np.int64),
+                np.array([e.doc_id for e in entries], np.int64),
+                np.array([e.acl for e in entries], np.int64),
+                vectors,
+            )
+
+    def remove(self, doc_ids: Iterable[int]) -> None:
+        """Inside writing(): drop every passage of these documents from both indexes."""
+        doc_ids = list(doc_ids)
+        self.lexical.remove(doc_ids, self._writer)
+        self.dense.remove(doc_ids)
+
+    def clear(self) -> None:
+        """Inside writing(): drop everything."""
+        self._writer.delete_all_documents()
+        self.dense._index = None
+        self.dense.ids = self.dense.docs = self.dense.acls = np.zeros(0, np.int64)
+        for name in ("vectors.faiss", "meta.npz"):
+            (self.dense.path / name).unlink(missing_ok=True)
+
+
+_STORES: dict[Path, Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store(path: Path) -> Store:
+    """The process's store for this folder, refreshed to the newest generation."""
+    path = Path(path).resolve()
+    with _STORES_LOCK:
+        s = _STORES.get(path)
+        if s is None or not path.exists():
+            s = _STORES[path] = Store(path)
+    s.refresh()
+    return s
+
+
+def forget(path: Path | None = None) -> None:
+    """Close stores (tests give each test its own folder)."""
+    with _STORES_LOCK:
+        if path is None:
+            _STORES.clear()
+        else:
+            _STORES.pop(Path(path).resolve(), None)
