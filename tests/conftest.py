@@ -138,6 +138,17 @@ def analytics_dir(tmp_path: Path, settings_env) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def insight_dir(tmp_path: Path, settings_env) -> Iterator[Path]:
+    """Search indexes and files of their own for each test (autouse: none under var/)."""
+    from parcours.ai import index
+
+    folder = tmp_path / "insight"
+    settings_env(insight_dir=folder)
+    yield folder
+    index.forget(folder)
+
+
 @pytest.fixture
 def mlr(session: Session) -> MLR:
     return build_mlr(session)

@@ -242,6 +242,58 @@ def bench_crm(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args], env=os.environ))
 
 
+eval_app = typer.Typer(help="Quality measurements on public data sets.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl (_id, title, text).")],
+    queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl (_id, text).")],
+    qrels: Annotated[Path, typer.Option(help="BEIR qrels TSV: query-id, corpus-id, score.")],
+    modes: Annotated[str, typer.Option(help="Comma-separated.")] = "bm25,dense,hybrid",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures here.")
+    ] = None,
+    index_dir: Annotated[
+        Path | None, typer.Option(help="Build the index here (an empty folder) and keep it.")
+    ] = None,
+) -> None:
+    """Index a BEIR-format set and print nDCG@10, Recall@100, MRR@10 and latency per mode."""
+    from parcours.ai import evaluate
+
+    last = [0.0]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        if seconds - last[0] >= 2 or done == total:
+            last[0] = seconds
+            rate = done / seconds if seconds else 0
+            typer.echo(
+                f"  embedding {done:>10,}/{total:,} ({100 * done / total:5.1f}%), "
+                f"{rate:,.0f} passages/s",
+                err=True,
+            )
+
+    try:
+        chosen = evaluate.parse_modes(modes)
+        data = evaluate.load(corpus, queries, qrels)
+        typer.echo(
+            f"  indexing {len(data.documents):,} documents, {len(data.queries):,} queries",
+            err=True,
+        )
+        report = evaluate.evaluate(data, chosen, index_dir=index_dir, progress=progress)
+    except evaluate.InvalidInput as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(evaluate.table(report))
+    if json_out is not None:
+        try:
+            json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        except OSError as exc:
+            typer.echo(f"error: --json {json_out}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from exc
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -273,7 +273,9 @@ def _html(data: bytes) -> Extracted:
         body = _clean("".join(parts))
         if body:
             n = len(sections) + 1
-            sections.append(Section(n, f"§ {heading}"[:200] if heading else f"§ {n}", body, heading))
+            sections.append(
+                Section(n, f"§ {heading}"[:200] if heading else f"§ {n}", body, heading)
+            )
     doc_date = None
     if parser.meta.get("date"):
         try:
@@ -305,7 +307,9 @@ def _markdown(data: bytes) -> Extracted:
         body = _clean("\n".join(lines))
         if body:
             n = len(sections) + 1
-            sections.append(Section(n, f"§ {heading}"[:200] if heading else f"§ {n}", body, heading))
+            sections.append(
+                Section(n, f"§ {heading}"[:200] if heading else f"§ {n}", body, heading)
+            )
 
     for line in text.splitlines():
         m = re.match(r"^(#{1,2})\s+(.+?)\s*#*\s*$", line)

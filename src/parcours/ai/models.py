@@ -12,6 +12,8 @@ from parcours.core.db import Base, BigId, UTCDateTime, utcnow
 SOURCES = ("upload", "folder", "sharepoint", "content")
 # queued → indexing → indexed | failed
 STATES = ("queued", "indexing", "indexed", "failed")
+# kinds of knowledge: the insight assistant reads the first four, the help desk hr and it
+CATEGORIES = ("market_research", "study", "report", "medical", "hr", "it", "other")
 ASSISTANTS = ("insight", "helpdesk", "medinfo")
 # what became of a question: answered from the passages, handed over to a person, or
 # refused (nothing readable supports an answer)
@@ -88,9 +90,7 @@ class InsightChunk(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    document_id: Mapped[int] = mapped_column(
-        ForeignKey("insight_documents.id", ondelete="CASCADE")
-    )
+    document_id: Mapped[int] = mapped_column(ForeignKey("insight_documents.id", ondelete="CASCADE"))
     ordinal: Mapped[int] = mapped_column(Integer)
     page: Mapped[int] = mapped_column(Integer)  # 1-based page, slide, sheet or section
     location: Mapped[str] = mapped_column(String(200))  # "page 12", "slide 3", "Sheet1"…

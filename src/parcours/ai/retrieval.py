@@ -28,12 +28,14 @@ def search(
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     if mode == "bm25":
         return [
-            Hit(c, s, {"bm25": r}) for r, (c, s) in enumerate(store.lexical.search(query, k, scope), 1)
+            Hit(c, s, {"bm25": r})
+            for r, (c, s) in enumerate(store.lexical.search(query, k, scope), 1)
         ]
     if mode == "dense":
         vector = embed.query(query)
         return [
-            Hit(c, s, {"dense": r}) for r, (c, s) in enumerate(store.dense.search(vector, k, scope), 1)
+            Hit(c, s, {"dense": r})
+            for r, (c, s) in enumerate(store.dense.search(vector, k, scope), 1)
         ]
     depth = max(DEPTH, k)
     lexical = store.lexical.search(query, depth, scope)

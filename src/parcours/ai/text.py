@@ -10,18 +10,104 @@ from parcours.ai.extract import Section
 
 # words that tell French from English (no model needed for two languages)
 FR_WORDS = frozenset(
-    "le la les des du de un une et est sont dans pour par sur avec que qui ne pas au aux "
-    "ce cette ces il elle nous vous ils leur plus ou où été être quel quelle quels combien "
-    "comment pourquoi se sa son ses".split()
+    [
+        "le",
+        "la",
+        "les",
+        "des",
+        "du",
+        "de",
+        "un",
+        "une",
+        "et",
+        "est",
+        "sont",
+        "dans",
+        "pour",
+        "par",
+        "sur",
+        "avec",
+        "que",
+        "qui",
+        "ne",
+        "pas",
+        "au",
+        "aux",
+        "ce",
+        "cette",
+        "ces",
+        "il",
+        "elle",
+        "nous",
+        "vous",
+        "ils",
+        "leur",
+        "plus",
+        "ou",
+        "où",
+        "été",
+        "être",
+        "quel",
+        "quelle",
+        "quels",
+        "combien",
+        "comment",
+        "pourquoi",
+        "se",
+        "sa",
+        "son",
+        "ses",
+    ]
 )
 EN_WORDS = frozenset(
-    "the a an and is are in for by on with that which not of to at this these it we you they "
-    "their more or was be been what how why which who many much does do has have".split()
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "is",
+        "are",
+        "in",
+        "for",
+        "by",
+        "on",
+        "with",
+        "that",
+        "which",
+        "not",
+        "of",
+        "to",
+        "at",
+        "this",
+        "these",
+        "it",
+        "we",
+        "you",
+        "they",
+        "their",
+        "more",
+        "or",
+        "was",
+        "be",
+        "been",
+        "what",
+        "how",
+        "why",
+        "which",
+        "who",
+        "many",
+        "much",
+        "does",
+        "do",
+        "has",
+        "have",
+    ]
 )
 # a passage: enough words to answer from, short enough for the embedding model (256 tokens)
 CHUNK_WORDS = 140
 CHUNK_MAX_WORDS = 200
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-ZÀ-ÖØ-Ý0-9«\"(])|\n{2,}|\n(?=[-•*·]\s)")
+HEADING_CHARS = 90
 WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
 
 
@@ -47,9 +133,45 @@ def language(text: str, default: str = "en") -> str:
     return "fr" if fr > en else "en"
 
 
+def _blocks(text: str) -> list[str]:
+    """Lines joined into paragraphs; a short line without punctuation followed by a line
+    that starts a sentence (a title, a heading) is a block of its own instead of gluing onto
+    the next sentence."""
+    lines = [line.strip() for line in text.split("\n")]
+    blocks: list[str] = []
+    current: list[str] = []
+    for i, line in enumerate(lines):
+        if not line:
+            if current:
+                blocks.append(" ".join(current))
+                current = []
+            continue
+        following = next((x for x in lines[i + 1 :] if x), "")
+        heading = (
+            len(line) <= HEADING_CHARS
+            and not line.endswith((".", ",", ";", ":", "!", "?"))
+            and ". " not in line
+            and (not following or following[:1].isupper())
+            and (not current or current[-1].endswith((".", "!", "?", ":")))
+        )
+        if heading:
+            if current:
+                blocks.append(" ".join(current))
+                current = []
+            blocks.append(line)
+            continue
+        current.append(line)
+    if current:
+        blocks.append(" ".join(current))
+    return blocks
+
+
 def sentences(text: str) -> list[str]:
-    parts = (" ".join(p.split()) for p in SENTENCE_END.split(text))
-    return [p for p in parts if len(p) > 1]
+    out = []
+    for block in _blocks(text):
+        parts = (" ".join(p.split()) for p in SENTENCE_END.split(block))
+        out.extend(p for p in parts if len(p) > 1)
+    return out
 
 
 @dataclass
@@ -73,9 +195,7 @@ def passages(sections: list[Section], default_language: str = "en") -> list[Pass
             n = len(sentence.split())
             if n > CHUNK_MAX_WORDS:  # a table or a run-on line: cut by words
                 tokens = sentence.split()
-                pieces = [
-                    " ".join(tokens[i : i + CHUNK_WORDS]) for i in range(0, n, CHUNK_WORDS)
-                ]
+                pieces = [" ".join(tokens[i : i + CHUNK_WORDS]) for i in range(0, n, CHUNK_WORDS)]
             else:
                 pieces = [sentence]
             for piece in pieces:
@@ -87,10 +207,13 @@ def passages(sections: list[Section], default_language: str = "en") -> list[Pass
                         current, count = [], 0
                 current.append(piece)
                 count += size
-        if current and (not out or out[-1].text != " ".join(current) or out[-1].page != section.page):
+        if current and (
+            not out or out[-1].text != "\n".join(current) or out[-1].page != section.page
+        ):
             out.append(_passage(section, lang, current))
     return out
 
 
 def _passage(section: Section, lang: str, parts: list[str]) -> Passage:
-    return Passage(section.page, section.location, section.heading, lang, " ".join(parts))
+    # one sentence a line: answers are cut again from these sentences
+    return Passage(section.page, section.location, section.heading, lang, "\n".join(parts))

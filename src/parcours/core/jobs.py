@@ -228,6 +228,7 @@ def _finish(job: Job, error: str | None, retry: bool) -> None:
 
 def _load_handlers() -> None:
     # the domains register their handlers on import
+    from parcours.ai import tasks as ai_tasks  # noqa: F401
     from parcours.analytics import tasks  # noqa: F401
     from parcours.consent import tasks  # noqa: F401, F811
     from parcours.content import tasks  # noqa: F401, F811

@@ -2,8 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -62,6 +64,34 @@ class Settings(BaseSettings):
     # the KPI snapshot (Parquet files read by DuckDB) and how often the worker refreshes it
     analytics_dir: Path = ROOT / "var" / "analytics"
     analytics_refresh_s: int = 60
+    # insight search: the indexes (derived from the database), the uploaded files, a folder
+    # the worker watches for new and changed files, and the largest file it takes
+    insight_dir: Path = ROOT / "var" / "insight"
+    insight_watch_dir: Path | None = None
+    insight_watch_s: int = 60
+    insight_max_bytes: int = 100_000_000
+    # an OpenAI-compatible chat-completions endpoint (vLLM, Ollama, Mistral, OpenAI) that
+    # writes cited answers; none by default: answers stay extractive. The key comes from the
+    # environment only.
+    llm_base_url: str | None = None
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout_s: float = 30.0
+    # SharePoint / OneDrive over Microsoft Graph (ai/sharepoint.py): an Entra ID app with
+    # application permissions; the secret comes from the environment only. The drives are
+    # drive ids, comma-separated in the environment.
+    graph_tenant_id: str = ""
+    graph_client_id: str = ""
+    graph_client_secret: str = ""
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    graph_login_url: str = "https://login.microsoftonline.com"
+    graph_drives: Annotated[
+        list[str],
+        NoDecode,
+        BeforeValidator(
+            lambda v: [d.strip() for d in v.split(",") if d.strip()] if isinstance(v, str) else v
+        ),
+    ] = []
 
     def secret(self) -> str:
         """The signing secret: configured, or one generated and kept under var/."""

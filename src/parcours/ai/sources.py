@@ -1,0 +1,199 @@
+"""Where documents come from besides uploads: a watched folder, approved content, SharePoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parcours.ai import extract, service
+from parcours.ai.models import InsightDocument, InsightSync
+from parcours.core.db import utcnow
+from parcours.core.errors import DomainError
+
+# a folder's access list and metadata, for the files below it (the nearest one wins)
+FOLDER_RULES = ".insight.json"
+# files in a folder without rules are readable by admins only, until someone says otherwise
+FOLDER_DEFAULT = service.Acl.of(roles=["admin"])
+
+
+@dataclass
+class Summary:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.failed)
+
+
+def _rules(folder: Path, root: Path, cache: dict[Path, dict]) -> dict:
+    if folder in cache:
+        return cache[folder]
+    path = folder / FOLDER_RULES
+    if path.exists():
+        try:
+            rules = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(rules, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            rules = {"error": f"{path.name} is not valid JSON ({exc})"}
+    elif folder == root or root not in folder.parents:
+        rules = {}
+    else:
+        rules = _rules(folder.parent, root, cache)
+    cache[folder] = rules
+    return rules
+
+
+def scan_folder(session: Session, root: Path) -> Summary:
+    """Index new and changed files under root, remove documents whose file is gone. A file
+    that cannot be taken is reported and skipped; the others go on."""
+    root = Path(root).resolve()
+    summary = Summary()
+    if not root.is_dir():
+        summary.failed.append((str(root), "The watched folder does not exist."))
+        return summary
+    known = {
+        d.source_ref: d
+        for d in session.scalars(select(InsightDocument).where(InsightDocument.source == "folder"))
+    }
+    seen: set[str] = set()
+    cache: dict[Path, dict] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(root).parts):
+            continue
+        if extract.media_type(path.name) is None:
+            continue
+        seen.add(rel)
+        stat = path.stat()
+        doc = known.get(rel)
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+        if doc is not None and doc.size == stat.st_size and doc.updated_at >= modified:
+            summary.unchanged += 1
+            continue
+        rules = _rules(path.parent, root, cache)
+        if "error" in rules:
+            summary.failed.append((rel, rules["error"]))
+            continue
+        try:
+            acl = service.Acl.of(
+                rules.get("roles", []),
+                rules.get("groups", []),
+                rules.get("users", []),
+                rules.get("countries", []),
+            )
+            if not (acl.roles or acl.groups or acl.users or rules.get("everyone")):
+                acl = service.Acl.of(["admin"], countries=acl.countries)
+            meta = service.Meta(
+                category=rules.get("category"),
+                product=rules.get("product"),
+                study=rules.get("study"),
+            )
+            with session.begin_nested():
+                _doc, changed = service.add_file(
+                    session,
+                    None,
+                    path.name,
+                    path.read_bytes(),
+                    acl=acl,
+                    meta=meta,
+                    source="folder",
+                    source_ref=rel,
+                )
+        except (DomainError, OSError, TypeError, ValueError) as exc:
+            summary.failed.append((rel, getattr(exc, "detail", None) or str(exc)))
+            continue
+        if not changed:
+            _doc.updated_at = utcnow()  # same bytes: remember that this mtime was seen
+            summary.unchanged += 1
+        elif doc is None:
+            summary.added += 1
+        else:
+            summary.updated += 1
+    for ref, doc in known.items():
+        if ref not in seen:
+            service.remove(session, None, doc)
+            summary.removed += 1
+    _mark(session, "folder", str(root), summary)
+    return summary
+
+
+def _mark(session: Session, source: str, scope: str, summary: Summary, cursor=None) -> None:
+    sync = session.scalars(
+        select(InsightSync).where(InsightSync.source == source, InsightSync.scope == scope[:400])
+    ).one_or_none()
+    if sync is None:
+        sync = InsightSync(source=source, scope=scope[:400])
+        session.add(sync)
+    sync.synced_at = utcnow()
+    sync.cursor = cursor if cursor is not None else sync.cursor
+    sync.error = "; ".join(f"{n}: {r}" for n, r in summary.failed)[:4000] or None
+    session.flush()
+
+
+def sync_content(session: Session, day: date | None = None) -> Summary:
+    """Approved content inside its dates is indexed (readable in its countries); withdrawn,
+    expired or replaced content leaves the index at once."""
+    from parcours.content import service as content
+    from parcours.content.models import ContentVersion
+    from parcours.content.storage import original_path
+
+    day = day or content.today()
+    summary = Summary()
+    versions = session.scalars(
+        select(ContentVersion).where(
+            ContentVersion.state == "approved",
+            ContentVersion.valid_from <= day,
+            ContentVersion.valid_until >= day,
+        )
+    ).all()
+    wanted: dict[str, object] = {}
+    for v in versions:
+        if content.replaced_on(session, v, day):
+            continue
+        path = original_path(v)
+        if extract.media_type(path.name) is None or not path.exists():
+            continue
+        wanted[f"version:{v.id}"] = (v, path)
+    known = {
+        d.source_ref: d
+        for d in session.scalars(select(InsightDocument).where(InsightDocument.source == "content"))
+    }
+    for ref, doc in known.items():
+        if ref not in wanted:
+            service.remove(session, None, doc)
+            summary.removed += 1
+    for ref, (v, path) in wanted.items():
+        if ref in known:
+            summary.unchanged += 1
+            continue
+        try:
+            with session.begin_nested():
+                service.add_file(
+                    session,
+                    None,
+                    f"{v.title}{path.suffix}",
+                    path.read_bytes(),
+                    acl=service.Acl.of(countries=v.countries or []),
+                    meta=service.Meta(
+                        title=v.title,
+                        language=v.language if v.language in ("fr", "en") else None,
+                        category="medical" if v.content_type == "medical" else "other",
+                        doc_date=v.valid_from,
+                    ),
+                    source="content",
+                    source_ref=ref,
+                )
+            summary.added += 1
+        except (DomainError, OSError) as exc:
+            summary.failed.append((v.title, getattr(exc, "detail", None) or str(exc)))
+    return summary
