@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -325,10 +326,8 @@ def remove(session: Session, user: User | None, doc: InsightDocument) -> None:
     with store(get_settings().insight_dir).writing() as s:
         s.remove([doc_id])
     path.unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         path.parent.rmdir()
-    except OSError:
-        pass
 
 
 def remove_source(session: Session, source: str, source_ref: str) -> bool:
