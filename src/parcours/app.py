@@ -115,6 +115,7 @@ def create_app() -> FastAPI:
 
     from parcours.accounts import api as accounts_api
     from parcours.accounts import pages as accounts_pages
+    from parcours.ai import api as ai_api
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
     from parcours.analytics import api as analytics_api
@@ -144,6 +145,7 @@ def create_app() -> FastAPI:
         consent_api,
         email_api,
         analytics_api,
+        ai_api,
     ):
         app.include_router(module.router, prefix="/api/v1")
     for module in (

@@ -276,6 +276,7 @@ def eval_retrieval(
 
     try:
         chosen = evaluate.parse_modes(modes)
+        evaluate.check_index_dir(index_dir)
         data = evaluate.load(corpus, queries, qrels)
         typer.echo(
             f"  indexing {len(data.documents):,} documents, {len(data.queries):,} queries",

@@ -58,8 +58,8 @@ class Drive:
         item.seq = self.seq
         return item
 
-    def add(self, name: str, content: bytes = b"", *, folder: str = "", **over) -> Item:
-        item = Item(id=f"01{secrets.token_hex(6).upper()}", name=name, parent_path=folder)
+    def add(self, name: str, content: bytes = b"", *, in_folder: str = "", **over) -> Item:
+        item = Item(id=f"01{secrets.token_hex(6).upper()}", name=name, parent_path=in_folder)
         for key, value in over.items():
             setattr(item, key, value)
         item.content = content
@@ -259,7 +259,9 @@ def graph_app(graph: Graph) -> FastAPI:
         if drive is None:
             return _error(404, "itemNotFound", "The resource could not be found.")
         base = f"{request.base_url}v1.0/drives/{drive_id}/root/delta"
-        state = _decode(token) if token else {"since": None, "offset": 0, "upto": drive.seq}
+        # a delta link's token holds where the last enumeration ended; a next link's, also
+        # the page and the change number this enumeration stops at
+        state = {"since": None, "offset": 0, "upto": drive.seq, **(_decode(token) if token else {})}
         since = state["since"]
         if since is not None and since < drive.oldest_token:
             return _error(

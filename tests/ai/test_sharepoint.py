@@ -31,7 +31,7 @@ class Library:
         sections = extract(filename, data).sections  # raises Unreadable on a corrupt file
         self.docs[ref] = {
             "filename": filename,
-            "text": " ".join(s.text for s in sections),
+            "text": " ".join(" ".join(s.text.split()) for s in sections),
             "meta": meta,
         }
 
@@ -86,7 +86,7 @@ def drive(graph: Graph) -> Drive:
     drive = graph.drive("b!medical-library")
     drive.add_folder("Études")
     drive.add("Vaxelio SmPC.txt", SMPC, created_by="Claire Martin", modified_by="Paul Durand")
-    drive.add("Résultats phase III.md", RESULTS, folder="/Études")
+    drive.add("Résultats phase III.md", RESULTS, in_folder="/Études")
     drive.add("photo du stand.jpg", b"\xff\xd8\xff\xe0 not indexed")
     return drive
 

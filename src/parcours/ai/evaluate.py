@@ -280,8 +280,8 @@ def build(
     timings: dict = {"lexical_s": round(time.perf_counter() - started, 3)}
     if not dense:
         return timings
-    # as BEIR's dense baselines: the title, then the text
-    passages = [f"{d.title} {d.text}".strip() for d in documents]
+    # as the service indexes a passage: its text embedded, the title in the lexical index only
+    passages = [d.text for d in documents]
     started = time.perf_counter()
     embed.model()  # loaded once per process: not part of the indexing rate
     timings["model_load_s"] = round(time.perf_counter() - started, 3)
@@ -355,6 +355,14 @@ def parse_modes(value: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
+def check_index_dir(index_dir: Path | None) -> None:
+    """A folder to keep the index in must be new or empty: nothing is added to an index."""
+    if index_dir is not None:
+        index_dir = Path(index_dir)
+        if index_dir.exists() and (not index_dir.is_dir() or any(index_dir.iterdir())):
+            raise InvalidInput(f"--index-dir {index_dir}: not an empty folder")
+
+
 def evaluate(
     data: DataSet,
     modes: Sequence[str],
@@ -363,12 +371,9 @@ def evaluate(
 ) -> Report:
     """Index the set (in a temporary folder unless index_dir, which must be empty) and
     score every mode."""
-    if index_dir is not None:
-        index_dir = Path(index_dir)
-        if index_dir.exists() and (not index_dir.is_dir() or any(index_dir.iterdir())):
-            raise InvalidInput(f"--index-dir {index_dir}: not an empty folder")
+    check_index_dir(index_dir)
     with tempfile.TemporaryDirectory(prefix="parcours-eval-") as scratch:
-        store = Store(index_dir or Path(scratch))
+        store = Store(Path(index_dir) if index_dir else Path(scratch))
         timings = build(store, data.documents, bool({"dense", "hybrid"} & set(modes)), progress)
         results = [run_mode(store, data, data.documents, mode) for mode in modes]
     return Report(

@@ -139,7 +139,8 @@ def _core(props) -> dict:
     created = getattr(props, "created", None)
     return {
         "title": (props.title or None),
-        "authors": (props.author or None),
+        # python-docx and python-pptx say author, openpyxl says creator
+        "authors": (getattr(props, "author", None) or getattr(props, "creator", None) or None),
         "doc_date": created.date() if created else None,
     }
 

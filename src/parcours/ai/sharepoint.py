@@ -340,7 +340,9 @@ def sync_drive(
     answers False when it held nothing under that ref); known_etag(source_ref) says which
     eTag was last ingested; reset() is called when Graph has forgotten the cursor (410 Gone),
     before enumerating from scratch.
-    Raises GraphError when the sync cannot go on; the cursor to keep is then the old one."""
+    Raises GraphError when the sync cannot go on; the cursor to keep is then the old one.
+    A file in errors is not listed again by the next delta unless it changes: keep the old
+    cursor to try it again (what was taken is skipped by its eTag), or remember it."""
     root = f"{settings.graph_base_url.rstrip('/')}/drives/{quote(drive_id, safe='')}/root/delta"
     result = SyncResult(cursor=cursor, full=cursor is None)
     url = cursor or root
