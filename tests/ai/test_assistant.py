@@ -63,3 +63,83 @@ def test_unsupported_question_is_refused(session, world):
     record = assistant.ask(session, world.marketing, "What is the capital of Australia?")
     assert record.outcome == "refused"
     assert record.passages == []
+
+
+@pytest.fixture
+def model(settings_env):
+    """An OpenAI-compatible endpoint on this machine that the admin configured."""
+    from openai_server import Received, chat_app, serve
+
+    received = Received()
+    with serve(chat_app(received)) as base:
+        settings_env(llm_base_url=f"{base}/v1", llm_model="local-test-model", llm_timeout_s=2)
+        yield received
+
+
+def test_with_a_model_the_answer_is_generated_from_the_passages_only(session, world, model):
+    record = assistant.ask(
+        session, world.marketing, "What share of endocrinologists accepted a remote call?"
+    )
+    assert record.method == "llm:local-test-model"
+    assert record.outcome == "answered" and "[1]" in record.answer
+    prompt = model.bodies[0]["messages"][-1]["content"]
+    assert "55% of endocrinologists accepted" in prompt
+    # the rep's question never sends marketing's passages to the model
+    model.bodies.clear()
+    assistant.ask(session, world.rep, "What share of endocrinologists accepted a remote call?")
+    assert all("55% of" not in b["messages"][-1]["content"] for b in model.bodies)
+
+
+def test_a_model_that_declines_means_no_answer(session, world, model):
+    model.mode = "no_answer"
+    record = assistant.ask(session, world.marketing, "How much did GLP-1 agonists grow?")
+    assert record.outcome == "refused" and record.answer is None and record.passages == []
+
+
+def test_an_unreachable_model_falls_back_to_the_extractive_answer(session, world, model):
+    model.mode = "error"
+    record = assistant.ask(session, world.marketing, "How much did GLP-1 agonists grow in 2025?")
+    assert record.method == "extractive" and "24%" in record.answer
+
+
+def test_questions_answers_and_feedback_are_audited(session, world):
+    from parcours.core.models import AuditRecord
+
+    record = assistant.ask(
+        session, world.marketing, "Combien de jours de télétravail ?", assistant="helpdesk"
+    )
+    assistant.feedback(session, world.marketing, record, "down", "Not what I asked")
+    session.flush()
+    rows = (
+        session.query(AuditRecord)
+        .filter_by(entity="insight_questions", entity_id=str(record.id))
+        .order_by(AuditRecord.seq)
+        .all()
+    )
+    assert [r.action for r in rows][:2] == ["create", "update"]
+    assert rows[0].after["question"] == "Combien de jours de télétravail ?"
+    assert rows[0].after["passages"][0]["page"] == record.passages[0]["page"]
+    assert rows[1].after["feedback"] == "down"
+
+
+def test_help_desk_hands_over_what_it_cannot_answer(session, world):
+    record = assistant.ask(
+        session, world.rep, "Can I bring my dog to the office?", assistant="helpdesk"
+    )
+    assert record.outcome == "handover"
+    assert record in assistant.handovers(session, world.admin)
+    assistant.reply(session, world.admin, record, "Only guide dogs are allowed.")
+    assert record.handled_by == world.admin.id
+    assert record not in assistant.handovers(session, world.admin)
+
+
+def test_bad_questions(session, world):
+    from parcours.core.errors import Invalid
+
+    for question in ("", "   ", "?!", "x" * 1001):
+        with pytest.raises(Invalid) as err:
+            assistant.ask(session, world.marketing, question)
+        assert err.value.errors[0]["field"] == "question"
+    with pytest.raises(Invalid) as err:
+        assistant.ask(session, world.marketing, "ok question", filters={"since": "yesterday"})
+    assert err.value.errors[0]["field"] == "since"

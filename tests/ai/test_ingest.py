@@ -160,9 +160,7 @@ def test_one_bad_file_never_stops_a_batch(committed_db, insight_dir):
         assert found and found[0].document.filename == "good2.md"
 
 
-def test_changed_document_is_indexed_again_and_deleted_one_leaves_every_index(
-    session, marketing
-):
+def test_changed_document_is_indexed_again_and_deleted_one_leaves_every_index(session, marketing):
     doc = add(session, marketing, "notes.txt", b"The launch is planned for March in Spain.")
     again, changed = service.add_file(
         session,

@@ -317,6 +317,13 @@ def ask(
         hcp_id=hcp_id,
         review_state="pending" if assistant == "medinfo" and composed.supported else None,
         took_ms=int((time.perf_counter() - started) * 1000),
+        # set, not left unloaded: the audit trail's "before" of a later change reads them
+        feedback=None,
+        feedback_note=None,
+        reply=None,
+        handled_by=None,
+        reviewed_by=None,
+        reviewed_at=None,
     )
     session.add(record)
     session.flush()
