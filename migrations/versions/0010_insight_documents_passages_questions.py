@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("source", sa.String(length=12), nullable=False),
         sa.Column("source_ref", sa.String(length=400), nullable=False),
+        sa.Column("source_version", sa.String(length=200), nullable=True),
         sa.Column("filename", sa.String(length=255), nullable=False),
         sa.Column("media_type", sa.String(length=100), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),

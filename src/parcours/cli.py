@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from parcours.ai import commands as insight_commands
 from parcours.core.settings import ROOT, get_settings
 
 app = typer.Typer(help="parcours: omnichannel engagement for life sciences.", no_args_is_help=True)
@@ -19,6 +20,7 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
 bench_app = typer.Typer(help="Benchmarks (JSON on stdout).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
+app.add_typer(insight_commands.app, name="insight")
 
 
 def _alembic_config(url: str | None = None):
@@ -244,6 +246,7 @@ def bench_crm(ctx: typer.Context) -> None:
 
 eval_app = typer.Typer(help="Quality measurements on public data sets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+eval_app.command("helpdesk")(insight_commands.eval_helpdesk)
 
 
 @eval_app.command("retrieval")

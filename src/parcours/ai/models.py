@@ -51,6 +51,8 @@ class InsightDocument(Base):
     source: Mapped[str] = mapped_column(String(12))
     # the item's identity in its source: a path, a Graph item id, a content version id…
     source_ref: Mapped[str] = mapped_column(String(400))
+    # the source's own version of the item (a Graph eTag): unchanged means nothing to fetch
+    source_version: Mapped[str | None] = mapped_column(String(200))
     filename: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(100))
     sha256: Mapped[str] = mapped_column(String(64))

@@ -53,6 +53,23 @@ def _rules(folder: Path, root: Path, cache: dict[Path, dict]) -> dict:
     return rules
 
 
+def from_rules(rules: dict) -> tuple[service.Acl, service.Meta]:
+    """Access and metadata from a folder's or a drive's rules; admins only when the rules
+    name nobody (and do not say "everyone": true)."""
+    acl = service.Acl.of(
+        rules.get("roles", []),
+        rules.get("groups", []),
+        rules.get("users", []),
+        rules.get("countries", []),
+    )
+    if not (acl.roles or acl.groups or acl.users or rules.get("everyone")):
+        acl = service.Acl.of(["admin"], countries=acl.countries)
+    meta = service.Meta(
+        category=rules.get("category"), product=rules.get("product"), study=rules.get("study")
+    )
+    return acl, meta
+
+
 def scan_folder(session: Session, root: Path) -> Summary:
     """Index new and changed files under root, remove documents whose file is gone. A file
     that cannot be taken is reported and skipped; the others go on."""
@@ -85,19 +102,7 @@ def scan_folder(session: Session, root: Path) -> Summary:
             summary.failed.append((rel, rules["error"]))
             continue
         try:
-            acl = service.Acl.of(
-                rules.get("roles", []),
-                rules.get("groups", []),
-                rules.get("users", []),
-                rules.get("countries", []),
-            )
-            if not (acl.roles or acl.groups or acl.users or rules.get("everyone")):
-                acl = service.Acl.of(["admin"], countries=acl.countries)
-            meta = service.Meta(
-                category=rules.get("category"),
-                product=rules.get("product"),
-                study=rules.get("study"),
-            )
+            acl, meta = from_rules(rules)
             with session.begin_nested():
                 _doc, changed = service.add_file(
                     session,
@@ -196,4 +201,98 @@ def sync_content(session: Session, day: date | None = None) -> Summary:
             summary.added += 1
         except (DomainError, OSError) as exc:
             summary.failed.append((v.title, getattr(exc, "detail", None) or str(exc)))
+    return summary
+
+
+def sync_sharepoint(session: Session, settings=None) -> dict[str, Summary]:
+    """Each configured drive's changes since the last sync (Graph delta): new and changed
+    files indexed, deleted ones removed. A drive that fails keeps its cursor and says why."""
+    from parcours.ai import sharepoint
+    from parcours.core.settings import get_settings
+
+    settings = settings or get_settings()
+    out: dict[str, Summary] = {}
+    if not sharepoint.configured(settings):
+        return out
+    with sharepoint.client_for(settings) as client:
+        for drive in settings.graph_drives:
+            out[drive] = _sync_drive(session, client, drive, settings)
+    return out
+
+
+def _sync_drive(session: Session, client, drive: str, settings) -> Summary:
+    from parcours.ai import sharepoint
+
+    summary = Summary()
+    sync = session.scalars(
+        select(InsightSync).where(InsightSync.source == "sharepoint", InsightSync.scope == drive)
+    ).one_or_none()
+    acl, base_meta = from_rules(settings.graph_drive_rules.get(drive, {}))
+    prefix = f"{drive}:"
+
+    def documents() -> dict[str, InsightDocument]:
+        return {
+            d.source_ref: d
+            for d in session.scalars(
+                select(InsightDocument).where(
+                    InsightDocument.source == "sharepoint",
+                    InsightDocument.source_ref.startswith(prefix, autoescape=True),
+                )
+            )
+        }
+
+    def ingest(ref: str, filename: str, data: bytes, meta: dict) -> None:
+        modified = meta.get("modified")
+        with session.begin_nested():
+            doc, changed = service.add_file(
+                session,
+                None,
+                filename,
+                data,
+                acl=acl,
+                meta=service.Meta(
+                    title=meta.get("title"),
+                    authors=(meta.get("authors") or None) and meta["authors"][:300],
+                    doc_date=modified.date() if modified else None,
+                    web_url=meta.get("web_url"),
+                    category=base_meta.category,
+                    product=base_meta.product,
+                    study=base_meta.study,
+                ),
+                source="sharepoint",
+                source_ref=ref,
+            )
+            doc.source_version = meta.get("etag")
+
+    def known(ref: str) -> str | None:
+        doc = documents().get(ref)
+        return doc.source_version if doc is not None and doc.state != "failed" else None
+
+    try:
+        result = sharepoint.sync_drive(
+            client,
+            drive,
+            sync.cursor if sync else None,
+            ingest=ingest,
+            remove=lambda ref: service.remove_source(session, "sharepoint", ref),
+            known_etag=known,
+            reset=lambda: None,
+            settings=settings,
+        )
+    except sharepoint.GraphError as exc:
+        summary.failed.append((drive, str(exc)))
+        _mark(session, "sharepoint", drive, summary)
+        return summary
+    if result.full:  # a full listing says nothing of deletions: what it did not see is gone
+        for ref, doc in documents().items():
+            if ref not in result.seen:
+                service.remove(session, None, doc)
+                summary.removed += 1
+    summary.added, summary.removed = result.added, summary.removed + result.removed
+    summary.updated, summary.unchanged = result.updated, result.skipped
+    summary.failed += list(result.errors)
+    # with a file in error, keep the old cursor so that it is listed (and tried) again;
+    # the files taken meanwhile are skipped by their eTag
+    cursor = (sync.cursor if sync else None) if result.errors else result.cursor
+    _mark(session, "sharepoint", drive, summary, cursor=cursor or "")
     return summary

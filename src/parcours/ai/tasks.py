@@ -38,3 +38,7 @@ def watch() -> None:
             log.info("watched folder: %s", summary)
     with new_session(write=True) as session, session.begin():
         sources.sync_content(session)
+    with new_session(write=True) as session, session.begin():
+        for drive, summary in sources.sync_sharepoint(session).items():
+            if summary.changed:
+                log.info("SharePoint drive %s: %s", drive, summary)

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     insight_watch_dir: Path | None = None
     insight_watch_s: int = 60
     insight_max_bytes: int = 100_000_000
+    # who may read what comes from each SharePoint drive, as a watched folder's .insight.json:
+    # {"<drive id>": {"roles": ["marketing"], "category": "market_research"}}; admins only
+    # when a drive has no rules
+    graph_drive_rules: dict[str, dict] = {}
     # an OpenAI-compatible chat-completions endpoint (vLLM, Ollama, Mistral, OpenAI) that
     # writes cited answers; none by default: answers stay extractive. The key comes from the
     # environment only.
