@@ -36,7 +36,7 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-UPLOAD_PATHS = re.compile(r"^/(api/v1/)?content(/\d+/versions)?(/new)?/?$")
+UPLOAD_PATHS = re.compile(r"^/(api/v1/)?(content(/\d+/versions)?(/new)?|insight/documents)/?$")
 
 
 def _signed_in(scope) -> bool:
@@ -116,6 +116,7 @@ def create_app() -> FastAPI:
     from parcours.accounts import api as accounts_api
     from parcours.accounts import pages as accounts_pages
     from parcours.ai import api as ai_api
+    from parcours.ai import pages as ai_pages
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
     from parcours.analytics import api as analytics_api
@@ -164,6 +165,7 @@ def create_app() -> FastAPI:
         meeting_pages,
         meeting_room,
         analytics_pages,
+        ai_pages,
     ):
         app.include_router(module.router)
 

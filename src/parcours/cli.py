@@ -86,6 +86,10 @@ def seed(
         from parcours.seed import consent as demo_consent
 
         typer.echo(json.dumps({"consent": demo_consent.run(engine)}))
+        from parcours.seed import insight as demo_insight
+
+        typer.echo("  insight      indexing demo studies and the help desk…", err=True)
+        typer.echo(json.dumps({"insight": demo_insight.run(engine)}))
     typer.echo("\nDemo logins (password: " + result.password + ")")
     for email in (
         "admin@parcours.demo",

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from parcours.accounts import models as _accounts  # noqa: F401  (hcp_id's table)
 from parcours.core.db import Base, BigId, UTCDateTime, utcnow
 
 SOURCES = ("upload", "folder", "sharepoint", "content")

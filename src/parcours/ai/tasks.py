@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from parcours.ai import service
+from parcours.ai.models import InsightDocument
 from parcours.core import jobs
 from parcours.core.db import new_session
 from parcours.core.settings import get_settings
@@ -18,6 +19,9 @@ def index_document(payload: dict) -> None:
     transaction, then mark the document indexed: a slow embedding never holds the database."""
     document_id = int(payload["document_id"])
     with new_session(write=True) as session, session.begin():
+        doc = session.get(InsightDocument, document_id)
+        if doc is None or doc.state == "indexed":
+            return  # deleted since, or indexed already (the command line indexes at once)
         entries = service.prepare(session, document_id)
     service.publish(document_id, entries)
     if entries is not None:

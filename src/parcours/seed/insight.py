@@ -179,3 +179,43 @@ def write(folder: Path) -> list[dict]:
             }
         )
     return out
+
+
+def run(engine, folder: Path | None = None) -> dict:
+    """Add and index the demo documents as the demo marketing user (help desk as admin)."""
+    import tempfile
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from parcours.ai import service
+    from parcours.core import audit
+    from parcours.core.models import User
+
+    out = {"documents": 0, "passages": 0}
+    with tempfile.TemporaryDirectory() as tmp, Session(engine) as session, session.begin():
+        users = {u.email: u for u in session.scalars(select(User))}
+        marketing = users.get("marketing@parcours.demo")
+        admin = users.get("admin@parcours.demo")
+        if marketing is None or admin is None:
+            return out
+        for item in write(folder or Path(tmp)):
+            owner = admin if item["category"] in ("hr", "it") else marketing
+            audit.bind_actor(session, owner.id, f"seed:{owner.email}")
+            doc, _ = service.add_file(
+                session,
+                owner,
+                item["path"].name,
+                item["path"].read_bytes(),
+                acl=service.Acl.of(item["roles"]),
+                meta=service.Meta(
+                    title=item["title"],
+                    category=item["category"],
+                    product=item["product"],
+                    language=item["language"],
+                ),
+            )
+            doc = service.index_now(session, doc.id)
+            out["documents"] += 1
+            out["passages"] += doc.chunks
+    return out

@@ -184,9 +184,9 @@ def is_id(value: object) -> bool:
     return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18
 
 
-def flash(request: Request, key: str, kind: str = "success") -> None:
-    """A short confirmation (catalogue key) shown as a toast on the next page."""
-    request.session["flash"] = {"key": key, "kind": kind}
+def flash(request: Request, key: str, kind: str = "success", **params) -> None:
+    """A short confirmation (catalogue key, with its values) shown as a toast on the next page."""
+    request.session["flash"] = {"key": key, "kind": kind, **({"params": params} if params else {})}
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
