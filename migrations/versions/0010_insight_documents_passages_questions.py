@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("acl_users", sa.JSON(), nullable=False),
         sa.Column("acl_countries", sa.JSON(), nullable=False),
         sa.Column("acl_key", sa.String(length=600), nullable=False),
+        sa.Column("acl_hash", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("pages", sa.Integer(), nullable=False),
@@ -146,6 +147,14 @@ def upgrade() -> None:
     with op.batch_alter_table("insight_questions", schema=None) as batch_op:
         batch_op.create_index("ix_insight_questions_user", ["user_id", "created_at"], unique=False)
 
+    if op.get_bind().dialect.name == "postgresql":
+        # full-text search on PostgreSQL (PARCOURS_INSIGHT_LEXICAL=postgres): each passage
+        # in its own language's configuration; the query uses this very expression
+        op.execute(
+            "CREATE INDEX ix_insight_chunks_fts ON insight_chunks USING gin ("
+            "to_tsvector(CASE WHEN language = 'fr' THEN 'french'::regconfig"
+            " ELSE 'english'::regconfig END, text))"
+        )
     # ### end Alembic commands ###
 
 

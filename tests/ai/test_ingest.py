@@ -76,7 +76,7 @@ def test_xlsx_sheets(session, marketing):
     ("name", "data", "location"),
     [
         ("kb.html", b"<html><title>KB</title><h1>VPN</h1><p>Use profile 443.</p></html>", "§ VPN"),
-        ("kb.md", "# KB\n\n## VPN\nUse profile 443 from hotels.\n".encode(), "§ VPN"),
+        ("kb.md", b"# KB\n\n## VPN\nUse profile 443 from hotels.\n", "§ VPN"),
         ("kb.txt", b"Use profile 443 from hotels when the VPN fails.", "p. 1"),
     ],
 )
@@ -260,3 +260,32 @@ def test_watched_folder(session, tmp_path):
 def test_extract_refuses_unknown_formats():
     with pytest.raises(extract.Unreadable):
         extract.extract("a.odt", b"x")
+
+
+def test_postgres_full_text_behind_the_same_interface(session, backend, settings_env, tmp_path):
+    """PostgreSQL's own full-text search (for app nodes sharing one database) answers the
+    same questions from the same passages, and never past the asker's access."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL full-text search needs PostgreSQL")
+    from insight_world import build
+
+    world = build(session, tmp_path / "docs")
+    questions = [
+        "premier frein prescription anticoagulants",
+        "GLP-1 receptor agonists growth",
+        "oncologists congresses information",
+        "cardiologues hospitaliers primo-prescriptions",
+    ]
+    tantivy = [assistant.search(session, world.marketing, q, k=3, mode="bm25") for q in questions]
+    settings_env(insight_lexical="postgres")
+    postgres = [assistant.search(session, world.marketing, q, k=3, mode="bm25") for q in questions]
+    for q, a, b in zip(questions, tantivy, postgres, strict=True):
+        assert b and a[0].chunk.id == b[0].chunk.id, (q, [f.chunk.text[:60] for f in a + b])
+    restricted = {
+        world.docs["etude-marche-anticoagulants-2026.pdf"].id,
+        world.docs["diabetes-market-research-2026.pdf"].id,
+    }
+    for q in questions:
+        for mode in ("bm25", "hybrid"):
+            found = assistant.search(session, world.rep, q, k=20, mode=mode)
+            assert not {f.document.id for f in found} & restricted

@@ -139,7 +139,9 @@ def search(
         raise Invalid("Between 1 and 100 results.", field="k")
     docs = _documents(session, assistant, _filters(filters))
     scope = service.scope_for(session, user, docs)
-    hits = retrieval.search(store(get_settings().insight_dir), query, k * 2, mode, scope)
+    hits = retrieval.search(
+        store(get_settings().insight_dir), query, k * 2, mode, scope, session.connection()
+    )
     if not hits:
         return []
     rows = session.execute(

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -152,7 +153,9 @@ class Lexical:
             )
         return T.Query.boolean_query(clauses) if len(clauses) > 1 else q
 
-    def search(self, text: str, k: int, scope: Scope = EVERYTHING) -> list[tuple[int, float]]:
+    def search(
+        self, text: str, k: int, scope: Scope = EVERYTHING, connection=None
+    ) -> list[tuple[int, float]]:
         if scope.acls is not None and not scope.acls or scope.docs is not None and not scope.docs:
             return []
         q = self.query(text, scope)
@@ -164,6 +167,93 @@ class Lexical:
 
     def count(self) -> int:
         return self.index.searcher().num_docs
+
+
+class _NoWriter:
+    """The writer of an index that the database keeps itself (PostgreSQL full-text)."""
+
+    def commit(self):
+        pass
+
+    def rollback(self):
+        pass
+
+    def wait_merging_threads(self):
+        pass
+
+    def delete_all_documents(self):
+        pass
+
+
+# the passage's language picks the text search configuration; the same expression as the
+# GIN index of migration 0010, so that PostgreSQL uses it
+PG_VECTOR = (
+    "to_tsvector(CASE WHEN c.language = 'fr' THEN 'french'::regconfig"
+    " ELSE 'english'::regconfig END, c.text)"
+)
+
+
+class PostgresLexical:
+    """Full-text search in PostgreSQL itself, for a cluster of app nodes sharing one database
+    instead of one machine's files: the passages table is the index (GIN, migration 0010).
+    Ranked by ts_rank_cd (cover density), not BM25; the question is read in both languages."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def writer(self):
+        return _NoWriter()
+
+    def add(self, entries, writer) -> int:
+        return 0  # the passages are in the database already
+
+    def remove(self, doc_ids, writer) -> None:
+        pass
+
+    def reload(self) -> None:
+        pass
+
+    def search(
+        self, text: str, k: int, scope: Scope = EVERYTHING, connection=None
+    ) -> list[tuple[int, float]]:
+        from sqlalchemy import text as sql
+
+        from parcours.ai.text import words
+
+        if scope.acls is not None and not scope.acls or scope.docs is not None and not scope.docs:
+            return []
+        cleaned = " ".join(words(text))
+        if not cleaned:
+            return []
+        wheres, params = [], {"q": cleaned, "k": k}
+        if scope.acls is not None:
+            wheres.append("d.acl_hash = ANY(:acls)")
+            params["acls"] = sorted(scope.acls)
+        if scope.docs is not None:
+            wheres.append("d.id = ANY(:docs)")
+            params["docs"] = sorted(scope.docs)
+        # any of the words (OR), as BM25 does, in both languages' configurations
+        # (only letters and digits: websearch syntax reads "-" as NOT and quotes as phrases)
+        params["q"] = " or ".join(re.sub(r"[\W_]+", " ", cleaned).split())
+        query = (
+            "SELECT c.id, ts_rank_cd(" + PG_VECTOR + ", q) AS score"
+            " FROM insight_chunks c JOIN insight_documents d ON d.id = c.document_id,"
+            " (SELECT websearch_to_tsquery('french', :q)"
+            " || websearch_to_tsquery('english', :q) AS q) qq"
+            f" WHERE {PG_VECTOR} @@ q"
+            + "".join(f" AND {w}" for w in wheres)
+            + " ORDER BY score DESC, c.id LIMIT :k"
+        )
+        if connection is not None:
+            return [(int(i), float(s)) for i, s in connection.execute(sql(query), params)]
+        with self.engine.connect() as conn:
+            return [(int(i), float(s)) for i, s in conn.execute(sql(query), params)]
+
+    def count(self) -> int:
+        from sqlalchemy import text as sql
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(sql("SELECT count(*) FROM insight_chunks")).scalar())
 
 
 class Dense:
@@ -304,11 +394,17 @@ class Store:
     """The two indexes in one folder, with a manifest whose generation tells readers
     in other processes to reload. Writes take an exclusive lock on the folder."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, lexical: str = "tantivy"):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.lexical = Lexical(self.path / "lexical")
+        if lexical == "postgres":
+            from parcours.core.db import get_engine
+
+            self.lexical = PostgresLexical(get_engine())
+        else:
+            self.lexical = Lexical(self.path / "lexical")
         self.dense = Dense(self.path / "dense")
+        self.lexical_kind = lexical
         self.generation = self._read_generation()
         self._guard = threading.Lock()
 
@@ -397,11 +493,14 @@ _STORES_LOCK = threading.Lock()
 
 def store(path: Path) -> Store:
     """The process's store for this folder, refreshed to the newest generation."""
+    from parcours.core.settings import get_settings
+
     path = Path(path).resolve()
+    lexical = get_settings().insight_lexical
     with _STORES_LOCK:
         s = _STORES.get(path)
-        if s is None or not path.exists():
-            s = _STORES[path] = Store(path)
+        if s is None or not path.exists() or s.lexical_kind != lexical:
+            s = _STORES[path] = Store(path, lexical)
     s.refresh()
     return s
 

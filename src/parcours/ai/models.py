@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours.accounts import models as _accounts  # noqa: F401  (hcp_id's table)
@@ -72,6 +82,8 @@ class InsightDocument(Base):
     acl_users: Mapped[list] = mapped_column(JSON, default=list)
     acl_countries: Mapped[list] = mapped_column(JSON, default=list)
     acl_key: Mapped[str] = mapped_column(String(600))
+    # index.acl_hash(acl_key): what every index entry of the document carries
+    acl_hash: Mapped[int] = mapped_column(BigInteger, default=0)
     state: Mapped[str] = mapped_column(String(10), default="queued")
     error: Mapped[str | None] = mapped_column(Text)
     pages: Mapped[int] = mapped_column(Integer, default=0)

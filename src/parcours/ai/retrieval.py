@@ -22,14 +22,21 @@ class Hit:
 
 
 def search(
-    store: Store, query: str, k: int = 10, mode: str = "hybrid", scope: Scope = EVERYTHING
+    store: Store,
+    query: str,
+    k: int = 10,
+    mode: str = "hybrid",
+    scope: Scope = EVERYTHING,
+    connection=None,
 ) -> list[Hit]:
+    """connection: the database connection a PostgreSQL lexical index reads through (the
+    caller's transaction); the tantivy index ignores it."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     if mode == "bm25":
         return [
             Hit(c, s, {"bm25": r})
-            for r, (c, s) in enumerate(store.lexical.search(query, k, scope), 1)
+            for r, (c, s) in enumerate(store.lexical.search(query, k, scope, connection), 1)
         ]
     if mode == "dense":
         vector = embed.query(query)
@@ -38,7 +45,7 @@ def search(
             for r, (c, s) in enumerate(store.dense.search(vector, k, scope), 1)
         ]
     depth = max(DEPTH, k)
-    lexical = store.lexical.search(query, depth, scope)
+    lexical = store.lexical.search(query, depth, scope, connection)
     dense = store.dense.search(embed.query(query), depth, scope)
     return fuse({"bm25": lexical, "dense": dense}, k)
 

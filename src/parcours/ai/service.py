@@ -270,6 +270,7 @@ def add_file(
         "acl_users": list(acl.users),
         "acl_countries": list(acl.countries),
         "acl_key": acl.key,
+        "acl_hash": acl_hash(acl.key),
     }
     if doc is not None:
         if doc.sha256 == sha and doc.acl_key == acl.key and doc.state != "failed":
@@ -308,7 +309,7 @@ def set_access(session: Session, user: User, doc: InsightDocument, acl: Acl) -> 
     check_acl(session, acl)
     doc.acl_roles, doc.acl_groups = list(acl.roles), list(acl.groups)
     doc.acl_users, doc.acl_countries = list(acl.users), list(acl.countries)
-    doc.acl_key = acl.key
+    doc.acl_key, doc.acl_hash = acl.key, acl_hash(acl.key)
     doc.state, doc.updated_at = "queued", utcnow()
     session.flush()
     jobs.enqueue(session, INDEX_JOB, {"document_id": doc.id})

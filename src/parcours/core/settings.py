@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     insight_watch_dir: Path | None = None
     insight_watch_s: int = 60
     insight_max_bytes: int = 100_000_000
+    # the lexical index: tantivy files beside the app (one machine), or PostgreSQL's own
+    # full-text search when several app nodes share one database
+    insight_lexical: Literal["tantivy", "postgres"] = "tantivy"
     # who may read what comes from each SharePoint drive, as a watched folder's .insight.json:
     # {"<drive id>": {"roles": ["marketing"], "category": "market_research"}}; admins only
     # when a drive has no rules
