@@ -115,10 +115,10 @@ def create_app() -> FastAPI:
 
     from parcours.accounts import api as accounts_api
     from parcours.accounts import pages as accounts_pages
-    from parcours.ai import api as ai_api
-    from parcours.ai import pages as ai_pages
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
+    from parcours.ai import api as ai_api
+    from parcours.ai import pages as ai_pages
     from parcours.analytics import api as analytics_api
     from parcours.analytics import pages as analytics_pages
     from parcours.consent import api as consent_api

@@ -126,6 +126,8 @@ def live_server(live_world, live_smtp, live_dkim):
         "PARCOURS_SECRET_KEY": "browser-test-secret",
         # uploads land next to the database; a worker process renders them
         "PARCOURS_CONTENT_DIR": str(db_file.parent / "content"),
+        # insight files and search indexes of their own, shared by the server and the worker
+        "PARCOURS_INSIGHT_DIR": str(db_file.parent / "insight"),
         "PARCOURS_WORKER_POLL_S": "0.3",
         # the KPI snapshot, refreshed often so a dashboard shows what a test just did
         "PARCOURS_ANALYTICS_DIR": str(db_file.parent / "analytics"),

@@ -1,12 +1,13 @@
-"""JSON routes for insight: documents, search, questions and feedback, within the caller's access."""
+"""JSON routes for insight: documents, search, questions, feedback; within the caller's access."""
 
 from __future__ import annotations
 
 import json
 from datetime import date
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
+from starlette.datastructures import UploadFile
 
 from parcours.ai import assistant, service
 from parcours.core.deps import ApiUser, SessionDep

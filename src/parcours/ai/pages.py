@@ -80,7 +80,10 @@ register_messages(
 # service messages that carry a value: (pattern, catalogue key)
 _WITH_VALUES = (
     (re.compile(r"^At most (?P<n>\d+) characters\.$"), "insight.err.too_long"),
-    (re.compile(r"^(?P<name>.+): not a format we index \((?P<kinds>.*)\)\.$"), "insight.err.format"),
+    (
+        re.compile(r"^(?P<name>.+): not a format we index \((?P<kinds>.*)\)\.$"),
+        "insight.err.format",
+    ),
     (re.compile(r"^(?P<name>.+): the file is empty\.$"), "insight.err.empty"),
     (re.compile(r"^(?P<name>.+): over the (?P<mb>\d+) MB limit\.$"), "insight.err.too_big"),
 )
@@ -398,9 +401,7 @@ def feedback_post(
         errors = field_errors(request, exc, ("feedback", "note"))
     if is_htmx(request):
         ctx = {"record": record, "errors": errors, "note": _raw(form, "note"), "can_rate": True}
-        return render(
-            request, "ai/_partials/feedback.html", ctx, status=422 if errors else 200
-        )
+        return render(request, "ai/_partials/feedback.html", ctx, status=422 if errors else 200)
     if errors:
         flash(request, "insight.flash.feedback_failed", "error")
     else:
@@ -561,7 +562,8 @@ def read_access(request: Request, session, form: FormData, users=()) -> tuple[di
         one = {k: v if k == name else [] for k, v in parts.items()}
         try:
             service.check_acl(
-                session, service.Acl.of(one["acl_roles"], one["acl_groups"], (), one["acl_countries"])
+                session,
+                service.Acl.of(one["acl_roles"], one["acl_groups"], (), one["acl_countries"]),
             )
         except Invalid as exc:
             errors.update(field_errors(request, exc, ACL_FIELDS))
@@ -623,9 +625,7 @@ def library_page(request: Request, user: PageUser, session: SessionDep):
     ctx = library_context(session, user)
     if not is_htmx(request):  # files refused in the last upload, named next to the file field
         ctx["refused"] = request.session.pop("insight_refused", [])
-    return render(
-        request, "ai/library.html", ctx, partial="ai/_partials/documents.html"
-    )
+    return render(request, "ai/library.html", ctx, partial="ai/_partials/documents.html")
 
 
 @router.post("/insight/documents")
@@ -670,8 +670,11 @@ def upload_post(request: Request, user: PageUser, session: SessionDep, form: For
             reasons="; ".join(refused),
         )
     else:
-        flash(request, "insight.flash.added_one" if len(added) == 1 else "insight.flash.added",
-              n=len(added))
+        flash(
+            request,
+            "insight.flash.added_one" if len(added) == 1 else "insight.flash.added",
+            n=len(added),
+        )
     if is_htmx(request):  # the form posts with HTMX to show the upload's progress
         return Response(headers={"HX-Redirect": "/insight/documents"})
     return redirect("/insight/documents")
@@ -756,9 +759,7 @@ def access_post(
             errors = field_errors(request, exc, ACL_FIELDS)
     if errors:
         session.refresh(doc)
-        ctx = document_context(
-            session, user, doc, None, access_values=values, access_errors=errors
-        )
+        ctx = document_context(session, user, doc, None, access_values=values, access_errors=errors)
         return render(request, "ai/document.html", ctx, status=422)
     flash(request, "insight.flash.access")
     return redirect(f"/insight/documents/{doc.id}")
