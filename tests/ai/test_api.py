@@ -52,7 +52,8 @@ def test_search_is_scoped(client, world):
     restricted = world.docs["etude-marche-anticoagulants-2026.pdf"].id
     assert restricted in {h["document_id"] for h in marketing}
     assert restricted not in {h["document_id"] for h in rep}
-    listed = client.get("/api/v1/insight/documents", headers=api_headers(client, world.rep)).json()
+    rep_headers = api_headers(client, world.rep)
+    listed = client.get("/api/v1/insight/documents", headers=rep_headers).json()
     assert restricted not in {d["id"] for d in listed}
     r = client.get(
         f"/api/v1/insight/documents/{restricted}", headers=api_headers(client, world.rep)

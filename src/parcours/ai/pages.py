@@ -158,17 +158,25 @@ def answer_html(text: str | None, record_id: int, shown: dict[int, str], lang: s
     return Markup("").join(out)
 
 
-def place(location: str | None, lang: str) -> str:
-    """Where a passage is ("p. 4", "slide 3", a sheet, a heading) in the reader's words."""
+def place(location: str | None, lang: str, heading: bool = False) -> str:
+    """Where a passage is ("p. 4", "slide 3", a sheet, a heading) in the reader's words;
+    as a heading, a page is spelled out ("Page 4")."""
     location = (location or "").strip()
     found = re.fullmatch(r"slide (\d+)", location)
     if found:
         return translate(lang, "insight.slide_n", n=found[1])
+    found = re.fullmatch(r"p\. (\d+)", location)
+    if found and heading:
+        return translate(lang, "insight.page_n", n=found[1])
     return location
 
 
-def excerpt(text: str, limit: int = EXCERPT) -> str:
+def excerpt(text: str, title: str = "", limit: int = EXCERPT) -> str:
+    """The start of a passage, without the document's title that many pages repeat."""
     text = " ".join((text or "").split())
+    title = " ".join((title or "").split())
+    if title and text.startswith(title) and len(text) > len(title):
+        text = text[len(title) :].lstrip(" .:-–—")
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
