@@ -38,8 +38,17 @@ def people(live_server):
             s, "marketing", full_name="Inès Marketing", language="fr", country="FR"
         )
         rep = create_user(s, "rep", full_name="Rémi Terrain", language="en", country="FR")
+        admin = create_user(s, "admin", full_name="Aline Admin", language="fr")
+        reviewer = create_user(
+            s, "reviewer", full_name="Marc Médical", language="fr", review_role="medical"
+        )
         s.commit()
-        emails = {"marketing": marketing.email, "rep": rep.email}
+        emails = {
+            "marketing": marketing.email,
+            "rep": rep.email,
+            "admin": admin.email,
+            "reviewer": reviewer.email,
+        }
     engine.dispose()
     return emails
 
@@ -53,6 +62,7 @@ def shots(page, name: str, lang: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 768 if width == 1024 else 1024})
+        page.evaluate("window.scrollTo(0, 0)")  # sticky bars would land mid-picture
         page.wait_for_timeout(150)
         assert no_sideways_scroll(page), f"{name} scrolls sideways at {width} px ({lang})"
         page.screenshot(path=str(SHOTS / f"insight-{name}-{lang}-{width}.png"), full_page=True)
@@ -86,6 +96,7 @@ def test_marketing_asks_in_both_languages_and_a_rep_gets_no_marketing_source(
         expect(page.get_by_role("checkbox", name="Marketing")).to_be_checked()
         page.locator("#file").set_input_files([str(f) for f in files])
         page.get_by_label("Type de document").select_option("market_research")
+        shots(page, "upload", "fr")
         page.get_by_role("button", name="Ajouter", exact=True).click()
         expect(page.locator("#toasts")).to_contain_text("2 documents ajoutés")
         # the list refreshes itself until both are indexed
@@ -156,5 +167,72 @@ def test_marketing_asks_in_both_languages_and_a_rep_gets_no_marketing_source(
             expect(answer).to_contain_text("The documents you can read do not answer")
         assert serious_axe_violations(page) == []
         shots(page, "refused-rep", "en")
+    finally:
+        ctx.close()
+
+
+def test_help_desk_hand_over_medical_information_and_review_on_a_tablet(
+    browser, live_server, people
+):
+    base = live_server["base"]
+    question = "Can I bring my dog to the office on Fridays?"
+    ctx, page = signed_in(browser, base, people["rep"])
+    try:
+        page.goto(f"{base}/insight")
+        page.get_by_role("link", name="Help desk").click()
+        ask(page, question, "Ask")
+        expect(page.locator("#answer .ins-answer")).to_contain_text(
+            "A person from the help desk will answer; your question was passed on."
+        )
+        assert serious_axe_violations(page) == []
+        shots(page, "handover", "en")
+    finally:
+        ctx.close()
+
+    ctx, page = signed_in(browser, base, people["admin"])
+    try:
+        page.goto(f"{base}/insight")
+        page.get_by_role("link", name=re.compile("Questions transmises")).click()
+        item = page.locator(".ins-handover", has_text=question)
+        expect(item).to_be_visible()
+        assert serious_axe_violations(page) == []
+        shots(page, "handovers", "fr")
+        item.get_by_label("Votre réponse").fill("Seuls les chiens guides sont admis au siège.")
+        item.get_by_role("button", name="Envoyer la réponse").click()
+        expect(page.locator(".ins-handover", has_text=question)).to_contain_text(
+            "Réponse envoyée par Aline Admin"
+        )
+    finally:
+        ctx.close()
+
+    ctx, page = signed_in(browser, base, people["rep"])
+    try:
+        page.goto(f"{base}/insight?assistant=helpdesk")
+        page.locator("#history").get_by_role("link", name=re.compile("bring my dog")).click()
+        expect(page.locator(".ins-reply")).to_contain_text("Seuls les chiens guides")
+        shots(page, "replied", "en")
+    finally:
+        ctx.close()
+
+    # medical information: the HCP is chosen by name among the rep's own
+    ctx, page = signed_in(browser, base, live_server["rep_email"])
+    try:
+        page.goto(f"{base}/insight?assistant=medinfo")
+        page.get_by_label("HCP who asked").fill("Dup")
+        page.get_by_label("Dr Marie Dupont · Lille").check()
+        ask(page, "Can the dose be reduced in renal impairment?", "Ask")
+        expect(page.locator("#answer .ins-answer")).to_contain_text("Marie Dupont")
+        assert serious_axe_violations(page) == []
+        shots(page, "medinfo", "en")
+    finally:
+        ctx.close()
+
+    ctx, page = signed_in(browser, base, people["reviewer"])
+    try:
+        page.goto(f"{base}/insight")
+        page.get_by_role("link", name=re.compile("À relire")).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Information médicale à relire")
+        assert serious_axe_violations(page) == []
+        shots(page, "review", "fr")
     finally:
         ctx.close()
