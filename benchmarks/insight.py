@@ -635,7 +635,7 @@ def dense_phase(args, corpus: Path, store, queries: list[dict], scope, report: d
     started = time.perf_counter()
     with CpuMeter() as meter, store.writing():
         t0 = time.perf_counter()
-        store.dense.build(ids, docs, acls, vectors)
+        store.build_dense(ids, docs, acls, vectors)
         built = time.perf_counter() - t0
     total = time.perf_counter() - started
     index = store.dense._index

@@ -297,7 +297,7 @@ def build(
     ids = np.arange(1, len(documents) + 1, dtype=np.int64)
     started = time.perf_counter()
     with store.writing():
-        store.dense.build(ids, ids, np.zeros(len(ids), np.int64), vectors)
+        store.build_dense(ids, ids, np.zeros(len(ids), np.int64), vectors)
     built = time.perf_counter() - started
     timings.update(
         dense_s=round(embedded + built, 3),

@@ -407,6 +407,8 @@ class Store:
         self.lexical_kind = lexical
         self.generation = self._read_generation()
         self._guard = threading.Lock()
+        self._writer = None
+        self._wdense: Dense | None = None
 
     def _read_generation(self) -> int:
         try:
@@ -426,38 +428,44 @@ class Store:
 
     @contextmanager
     def writing(self) -> Iterator[Store]:
-        """Exclusive change of both indexes, published with a new generation at the end."""
+        """Exclusive change of both indexes, published with a new generation at the end.
+        The vectors are changed on a copy read from disk: searches in this process go on
+        reading the published ones until the new generation is in place."""
         lock = open(self.path / ".lock", "w")  # noqa: SIM115 - held for the block
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self.dense.load()  # another process may have written since
+            self._wdense = Dense(self.dense.path)  # as another process may have left it
             self._writer = self.lexical.writer()
             yield self
             self._writer.commit()
             self._writer.wait_merging_threads()
-            self.dense.save()
+            self._wdense.save()
             generation = self._read_generation() + 1
             tmp = self.path / "manifest.tmp"
             tmp.write_text(
                 json.dumps(
                     {
                         "generation": generation,
-                        "passages": self.dense.count(),
-                        "dense": type(self.dense._index).__name__ if self.dense._index else None,
+                        "passages": self._wdense.count(),
+                        "dense": type(self._wdense._index).__name__
+                        if self._wdense._index is not None
+                        else None,
                     }
                 )
             )
             os.replace(tmp, self.path / "manifest.json")
-            self.lexical.reload()
-            self.generation = generation
+            with self._guard:
+                self.lexical.reload()
+                self.dense = self._wdense
+                self.generation = generation
         except BaseException:
             writer = getattr(self, "_writer", None)
             if writer is not None:
                 writer.rollback()
-            self.dense.load()
             raise
         finally:
             self._writer = None
+            self._wdense = None
             fcntl.flock(lock, fcntl.LOCK_UN)
             lock.close()
 
@@ -465,26 +473,30 @@ class Store:
         """Inside writing(): index these passages (vectors in the same order)."""
         self.lexical.add(entries, self._writer)
         if vectors is not None and entries:
-            self.dense.add(
+            self._wdense.add(
                 np.array([e.chunk_id for e in entries], np.int64),
                 np.array([e.doc_id for e in entries], np.int64),
                 np.array([e.acl for e in entries], np.int64),
                 vectors,
             )
 
+    def build_dense(self, ids, docs, acls, vectors) -> None:
+        """Inside writing(): replace every vector (IVF when there are many)."""
+        self._wdense.build(ids, docs, acls, vectors)
+
     def remove(self, doc_ids: Iterable[int]) -> None:
         """Inside writing(): drop every passage of these documents from both indexes."""
         doc_ids = list(doc_ids)
         self.lexical.remove(doc_ids, self._writer)
-        self.dense.remove(doc_ids)
+        self._wdense.remove(doc_ids)
 
     def clear(self) -> None:
         """Inside writing(): drop everything."""
         self._writer.delete_all_documents()
-        self.dense._index = None
-        self.dense.ids = self.dense.docs = self.dense.acls = np.zeros(0, np.int64)
+        self._wdense._index = None
+        self._wdense.ids = self._wdense.docs = self._wdense.acls = np.zeros(0, np.int64)
         for name in ("vectors.faiss", "meta.npz"):
-            (self.dense.path / name).unlink(missing_ok=True)
+            (self._wdense.path / name).unlink(missing_ok=True)
 
 
 _STORES: dict[Path, Store] = {}

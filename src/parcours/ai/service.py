@@ -425,8 +425,6 @@ def index_now(session: Session, document_id: int) -> InsightDocument:
 def reindex_all(session: Session, progress=None) -> int:
     """Rebuild both indexes from the passages in the database (after a restore, or to
     change the index layout); the vectors are computed again."""
-    from parcours.ai.index import Dense
-
     root = get_settings().insight_dir
     docs = {d.id: d for d in session.scalars(select(InsightDocument))}
     total = session.scalar(select(func.count()).select_from(InsightChunk)) or 0
@@ -464,13 +462,12 @@ def reindex_all(session: Session, progress=None) -> int:
             if progress:
                 progress(done, total)
         if ids:
-            s.dense.build(
+            s.build_dense(
                 np.array(ids, np.int64),
                 np.array(doc_ids, np.int64),
                 np.array(acls, np.int64),
                 np.concatenate(vectors),
             )
-    assert Dense  # the IVF switch happens in Dense.build
     return done
 
 
