@@ -117,6 +117,11 @@ def serve(
         from parcours.core.jobs import Worker
 
         Worker(settings.worker_poll_s).start()
+    if workers == 1 and not reload:
+        import threading
+
+        # the embedding model takes seconds to load: not on the first question
+        threading.Thread(target=insight_commands.warm, daemon=True).start()
     uvicorn.run(
         "parcours.app:create_app",
         factory=True,

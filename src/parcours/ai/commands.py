@@ -31,6 +31,18 @@ def _user(session, email: str | None):
     return user
 
 
+def warm() -> None:
+    """Load the embedding model (a server does it at start, in the background)."""
+    import logging
+
+    try:
+        from parcours.ai import embed
+
+        embed.passages(["warm up"])
+    except Exception as exc:  # noqa: BLE001 - a failure shows again, with its cause, on use
+        logging.getLogger(__name__).warning("embedding model not loaded: %s", exc)
+
+
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
