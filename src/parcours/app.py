@@ -118,6 +118,7 @@ def create_app() -> FastAPI:
     from parcours.activities import api as activities_api
     from parcours.activities import pages as activities_pages
     from parcours.ai import api as ai_api
+    from parcours.ai import document_pages as ai_document_pages
     from parcours.ai import pages as ai_pages
     from parcours.analytics import api as analytics_api
     from parcours.analytics import pages as analytics_pages
@@ -166,6 +167,7 @@ def create_app() -> FastAPI:
         meeting_room,
         analytics_pages,
         ai_pages,
+        ai_document_pages,
     ):
         app.include_router(module.router)
 
