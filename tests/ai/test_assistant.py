@@ -143,3 +143,11 @@ def test_bad_questions(session, world):
     with pytest.raises(Invalid) as err:
         assistant.ask(session, world.marketing, "ok question", filters={"since": "yesterday"})
     assert err.value.errors[0]["field"] == "since"
+
+
+def test_medical_information_is_for_an_hcp_the_asker_may_read(session, world):
+    from parcours.core.errors import Invalid
+
+    with pytest.raises(Invalid) as err:
+        assistant.ask(session, world.rep, "dosing?", assistant="medinfo", hcp_id=987654)
+    assert err.value.errors[0]["field"] == "hcp_id"

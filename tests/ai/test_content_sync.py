@@ -31,8 +31,7 @@ def test_approved_content_in_withdrawn_content_out(session, mlr):
     assert summary.added == 1
     doc = session.query(InsightDocument).filter_by(source="content").one()
     assert doc.acl_countries == ["FR"] and doc.category == "other"
-    rep = create_user(session, "rep", country="FR")
-    hcp = mlr.hcp
+    rep, hcp = mlr.rep, mlr.hcp
     record = assistant.ask(
         session,
         rep,

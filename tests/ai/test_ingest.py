@@ -183,7 +183,12 @@ def test_changed_document_is_indexed_again_and_deleted_one_leaves_every_index(se
     for mode in ("bm25", "dense", "hybrid"):
         texts = [f.chunk.text for f in assistant.search(session, marketing, "launch", mode=mode)]
         assert texts and all("October" in t for t in texts), mode
+    path = service.file_path(doc)
     service.remove(session, marketing, doc)
+    assert assistant.search(session, marketing, "launch") == []  # the database decides at once
+    assert path.exists()  # the file and index entries go when the transaction commits
+    session.commit()
+    assert not path.exists()
     s = store(get_settings().insight_dir)
     assert s.lexical.search("launch", 10) == []
     assert s.dense.count() == 0

@@ -288,6 +288,10 @@ def ask(
             raise Forbidden("Medical information requests are drafted by field teams.")
         if hcp_id is None:
             raise Invalid("Choose the HCP who asked.", field="hcp_id")
+        from parcours.accounts.service import can_read
+
+        if not can_read(session, user, hcp_id):  # unknown, or outside the asker's territories
+            raise Invalid("No HCP with this id among the accounts you may read.", field="hcp_id")
     filters = _filters(filters)
     lang = language if language in ("fr", "en") else text.language(question, user.language or "en")
     found = search(session, user, question, k=PASSAGES, assistant=assistant, filters=filters)

@@ -316,7 +316,8 @@ def set_access(session: Session, user: User, doc: InsightDocument, acl: Acl) -> 
 
 
 def remove(session: Session, user: User | None, doc: InsightDocument) -> None:
-    """Delete a document, its passages and its file, and drop it from every index."""
+    """Delete a document and its passages; once the transaction commits, its file goes and
+    it leaves both indexes (until then searches already skip it: the database decides)."""
     if user is not None:
         _may_change(user, doc)
     path = file_path(doc)
@@ -324,11 +325,32 @@ def remove(session: Session, user: User | None, doc: InsightDocument) -> None:
     session.execute(delete(InsightChunk).where(InsightChunk.document_id == doc_id))
     session.delete(doc)
     session.flush()
+    after_commit(session, lambda: _forget_document(doc_id, path))
+
+
+def _forget_document(doc_id: int, path: Path) -> None:
     with store(get_settings().insight_dir).writing() as s:
         s.remove([doc_id])
     path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         path.parent.rmdir()
+
+
+def after_commit(session: Session, action) -> None:
+    """Run action once this session's transaction commits; a rollback drops it."""
+    from sqlalchemy import event
+
+    def run(_session) -> None:
+        action()
+
+    event.listen(session, "after_commit", run, once=True)
+    event.listen(
+        session,
+        "after_rollback",
+        lambda _s: event.contains(session, "after_commit", run)
+        and event.remove(session, "after_commit", run),
+        once=True,
+    )
 
 
 def remove_source(session: Session, source: str, source_ref: str) -> bool:
