@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from insight_world import build
 
 from parcours.ai import assistant
+
+from insight_world import build
 
 
 @pytest.fixture

@@ -347,8 +347,10 @@ def after_commit(session: Session, action) -> None:
     event.listen(
         session,
         "after_rollback",
-        lambda _s: event.contains(session, "after_commit", run)
-        and event.remove(session, "after_commit", run),
+        lambda _s: (
+            event.contains(session, "after_commit", run)
+            and event.remove(session, "after_commit", run)
+        ),
         once=True,
     )
 
