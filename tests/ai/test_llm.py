@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from openai_server import Received, chat_app, serve
 
 from parcours.ai import llm
 from parcours.ai.llm import Generated, LlmUnavailable, Passage
 
 from factories import free_port
+from openai_server import Received, chat_app, serve
 
 PASSAGES = [
     Passage(

@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from graph_server import Drive, Graph, graph_app
-from openai_server import serve
 
 from parcours.ai import sharepoint
 from parcours.ai.extract import extract
 from parcours.ai.sharepoint import GraphError, SyncResult
 from parcours.core.settings import get_settings
+
+from graph_server import Drive, Graph
 
 SMPC = b"Vaxelio must be stored between 2 and 8 degrees. Do not freeze."
 RESULTS = b"# Phase III\n\nSeroconversion was 94% after two doses."
@@ -61,24 +61,6 @@ class Library:
                 reset=self.reset,
                 settings=settings,
             )
-
-
-@pytest.fixture
-def graph(settings_env):
-    """A Graph stand-in on a free local port, with a document library; settings point at it."""
-    state = Graph()
-    with serve(graph_app(state)) as base:
-        settings_env(
-            graph_tenant_id=state.tenant_id,
-            graph_client_id=state.client_id,
-            graph_client_secret=state.client_secret,
-            graph_base_url=f"{base}/v1.0",
-            graph_login_url=f"{base}/login",
-            graph_drives="b!medical-library",
-        )
-        sharepoint.forget_token(get_settings())
-        yield state
-        sharepoint.forget_token(get_settings())
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from graph_server import Graph, graph_app
-from openai_server import serve
 
 from parcours.ai import assistant, service, sharepoint, sources
 from parcours.ai.models import InsightDocument, InsightSync
@@ -18,22 +16,12 @@ from factories import create_user
 DRIVE = "b!market-research"
 
 
-@pytest.fixture
-def graph(settings_env):
-    state = Graph()
-    with serve(graph_app(state)) as base:
-        settings_env(
-            graph_tenant_id=state.tenant_id,
-            graph_client_id=state.client_id,
-            graph_client_secret=state.client_secret,
-            graph_base_url=f"{base}/v1.0",
-            graph_login_url=f"{base}/login",
-            graph_drives=DRIVE,
-            graph_drive_rules=json.dumps({DRIVE: {"roles": ["marketing"], "category": "study"}}),
-        )
-        sharepoint.forget_token(get_settings())
-        yield state
-        sharepoint.forget_token(get_settings())
+@pytest.fixture(autouse=True)
+def market_research_drive(graph, settings_env):
+    settings_env(
+        graph_drives=DRIVE,
+        graph_drive_rules=json.dumps({DRIVE: {"roles": ["marketing"], "category": "study"}}),
+    )
 
 
 def index_all(session):
