@@ -556,7 +556,7 @@ def dense_phase(args, corpus: Path, store, queries: list[dict], scope, report: d
     import faiss
 
     from parcours.ai import embed, retrieval
-    from parcours.ai.index import NPROBE, Dense
+    from parcours.ai.index import NPROBE, Dense, Entry
 
     texts = [q["text"] for q in queries]
     n = report["corpus"]["passages"]
@@ -727,9 +727,59 @@ def dense_phase(args, corpus: Path, store, queries: list[dict], scope, report: d
                 f" p95 {flat_out[f'search_{name}']['p95_ms']} ms; IVF recall@10"
                 f" {flat_out[f'ivf_recall_at_10_{name}']}"
             )
+        # hybrid as it runs before a reindex: the same Store with the flat index in place
+        ivf, store.dense = store.dense, flat
+        try:
+            for name, sc in (("all", None), ("scoped", scope)):
+
+                def run_flat(text, sc=sc):
+                    embed._query.cache_clear()
+                    if sc is None:
+                        return retrieval.search(store, text, 10, "hybrid")
+                    return retrieval.search(store, text, 10, "hybrid", sc)
+
+                wait_idle(args.wait_idle)
+                lat, results, cpu = timed(run_flat, texts[: args.flat_queries])
+                flat_out[f"hybrid_{name}"] = latency(lat, queries, cpu, results)
+                log(
+                    f"hybrid on flat {name}: p50 {flat_out[f'hybrid_{name}']['p50_ms']} ms,"
+                    f" p95 {flat_out[f'hybrid_{name}']['p95_ms']} ms"
+                )
+        finally:
+            store.dense = ivf
         dense["exact_flat"] = flat_out
         phase_rss(report, "flat")
         del flat
+    # one more document (5 passages) published as service.publish does it, at this size:
+    # the vectors are changed on a copy read from disk and written back whole
+    template = next(read_corpus(corpus, PASSAGES_PER_DOCUMENT))
+    publish = []
+    for i in range(3):
+        doc = int(docs.max()) + 1 + i
+        entries = [
+            Entry(n + i * PASSAGES_PER_DOCUMENT + j + 1, doc, e.acl, e.language, e.text, e.title)
+            for j, e in enumerate(template)
+        ]
+        wait_idle(args.wait_idle)
+        t0 = time.perf_counter()
+        new_vectors = embed.passages([e.text for e in entries])
+        embedded = time.perf_counter() - t0
+        with store.writing():
+            store.remove([doc])
+            store.add(entries, new_vectors)
+        publish.append(
+            {
+                "embedding_s": round(embedded, 2),
+                "write_s": round(time.perf_counter() - t0 - embedded, 2),
+            }
+        )
+    dense["publish_one_document"] = {
+        "passages": PASSAGES_PER_DOCUMENT,
+        "runs": publish,
+        "write_s_median": sorted(p["write_s"] for p in publish)[1],
+    }
+    log(f"publish one document: {publish}")
+    phase_rss(report, "publish")
     report["dense"] = dense
 
 
@@ -776,6 +826,11 @@ def summary(report: dict) -> list[str]:
                 f" target p95 < {TARGETS['hybrid_p95_ms']} ms:"
                 f" {verdict(h['p95_ms'], TARGETS['hybrid_p95_ms'])}"
             )
+    if "dense" in report and "publish_one_document" in report["dense"]:
+        lines.append(
+            "  publishing one 5-passage document (indexes written):"
+            f" {report['dense']['publish_one_document']['write_s_median']} s"
+        )
     lines.append(f"  peak RSS {report['peak_rss_mib']} MiB")
     return lines
 
