@@ -132,7 +132,9 @@ class Lexical:
         double), restricted to the scope; None when no word is left to search for."""
         from parcours.ai.text import words
 
-        cleaned = " ".join(words(text))
+        # letters and digits only: "d'anticoagulants" is two words for the analyzer, and the
+        # query parser must see no syntax (a quote would start a phrase)
+        cleaned = " ".join(re.sub(r"[\W_]+", " ", " ".join(words(text))).split())
         if not cleaned:
             return None
         T = self._tantivy
@@ -275,6 +277,17 @@ class Dense:
     def file(self) -> Path:
         return self.path / "vectors.faiss"
 
+    def copy(self) -> Dense:
+        """Another Dense on the same folder with a copy of these vectors, to change apart."""
+        import faiss
+
+        other = Dense.__new__(Dense)
+        other.path = self.path
+        other._selectors = {}
+        other._index = None if self._index is None else faiss.clone_index(self._index)
+        other.ids, other.docs, other.acls = self.ids.copy(), self.docs.copy(), self.acls.copy()
+        return other
+
     def load(self) -> None:
         import faiss
 
@@ -332,11 +345,26 @@ class Dense:
         keep = ~gone
         self.ids, self.docs, self.acls = self.ids[keep], self.docs[keep], self.acls[keep]
 
+    def _grown(self) -> None:
+        """A flat index that grew past IVF_FROM becomes IVF, from its own vectors (no
+        embedding again): searching a million vectors exactly takes 150 ms, IVF 1 ms."""
+        import faiss
+
+        if not isinstance(self._index, faiss.IndexIDMap2) or self._index.ntotal < IVF_FROM:
+            return
+        flat = faiss.downcast_index(self._index.index)
+        vectors = faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, flat.d)
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        order = np.argsort(self.ids)
+        at = order[np.searchsorted(self.ids[order], ids)]
+        self.build(ids, self.docs[at], self.acls[at], vectors)
+
     def save(self) -> None:
         import faiss
 
         if self._index is None:
             return
+        self._grown()
         tmp = self.path / "vectors.faiss.tmp"
         faiss.write_index(self._index, str(tmp))
         np.savez(self.path / "meta.tmp.npz", ids=self.ids, docs=self.docs, acls=self.acls)
@@ -434,7 +462,10 @@ class Store:
         lock = open(self.path / ".lock", "w")  # noqa: SIM115 - held for the block
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._wdense = Dense(self.dense.path)  # as another process may have left it
+            if self._read_generation() == self.generation:
+                self._wdense = self.dense.copy()  # what is published is what is on disk
+            else:
+                self._wdense = Dense(self.dense.path)  # as another process left it
             self._writer = self.lexical.writer()
             yield self
             self._writer.commit()
