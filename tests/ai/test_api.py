@@ -112,7 +112,21 @@ def test_upload_takes_good_files_and_names_the_bad_ones(client, world, session):
         headers=headers,
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "acl_roles"
+    # nobody named is refused, unless everyone is meant
+    r = client.post(
+        "/api/v1/insight/documents",
+        files=[("file", ("a.md", b"# A\nB c d e.", "text/markdown"))],
+        headers=headers,
+    )
+    assert r.status_code == 422 and "everyone" in r.json()["errors"][0]["message"]
     assert session.query(InsightDocument).count() == before + 1
+    r = client.post(
+        "/api/v1/insight/documents",
+        data={"everyone": "true"},
+        files=[("file", ("a.md", b"# A\nB c d e.", "text/markdown"))],
+        headers=headers,
+    )
+    assert r.status_code == 201 and r.json()["added"][0]["acl"]["roles"] == []
     # reps ask, they do not add
     r = client.post(
         "/api/v1/insight/documents",

@@ -152,3 +152,50 @@ def test_medical_information_is_for_an_hcp_the_asker_may_read(session, world):
     with pytest.raises(Invalid) as err:
         assistant.ask(session, world.rep, "dosing?", assistant="medinfo", hcp_id=987654)
     assert err.value.errors[0]["field"] == "hcp_id"
+
+
+def test_an_hcp_is_named_only_for_medical_information(session, world):
+    from parcours.core.errors import Invalid
+
+    with pytest.raises(Invalid) as err:
+        assistant.ask(session, world.rep, "anticoagulants?", hcp_id=1)
+    assert err.value.errors[0]["field"] == "hcp_id"
+
+
+def test_date_filters_on_an_answer(session, world):
+    record = assistant.ask(
+        session,
+        world.marketing,
+        "How much did GLP-1 receptor agonists grow in 2025?",
+        filters={"since": "2000-01-01", "until": "2100-01-01"},
+    )
+    assert record.outcome == "answered"
+    record = assistant.ask(
+        session, world.marketing, "How much did GLP-1 grow?", filters={"until": "2001-01-01"}
+    )
+    assert record.outcome == "refused"
+
+
+def test_an_answer_is_withheld_once_its_source_is_restricted(session, world):
+    from parcours.ai import service
+
+    doc = world.docs["oncology-hcp-engagement-survey-2026.pdf"]
+    record = assistant.ask(
+        session, world.rep, "What do oncologists expect for medical information?"
+    )
+    assert record.outcome == "answered" and assistant.answer_readable(session, world.rep, record)
+    service.set_access(session, world.marketing, doc, service.Acl.of(roles=["marketing"]))
+    assert not assistant.answer_readable(session, world.rep, record)
+    assert assistant.answer_readable(session, world.admin, record)
+
+
+@pytest.mark.parametrize(
+    ("text", "cited", "expected"),
+    [
+        ("A [2]. B [5].", [2, 5], "A [1]. B [2]."),
+        ("A [2, 5]. B [5].", [2, 5], "A [1, 2]. B [2]."),
+        ("A [3][1].", [1, 3], "A [2][1]."),
+    ],
+)
+def test_model_citations_are_renumbered_in_every_form(text, cited, expected):
+    assert assistant.renumber(text, cited)[0] == expected

@@ -52,5 +52,7 @@ def test_approved_content_in_withdrawn_content_out(session, mlr):
 
     with acting(session, mlr.admin):
         review.withdraw(session, mlr.admin, version.id, "Label change")
+    # at once, before the worker's next pass
+    assert assistant.search(session, rep, "Cardiozen stroke", assistant="medinfo") == []
     assert sources.sync_content(session).removed == 1
     assert assistant.search(session, rep, "Cardiozen stroke", assistant="medinfo") == []

@@ -260,6 +260,56 @@ def test_watched_folder(session, tmp_path):
     found = assistant.search(session, rep, "paid leave days", k=5, assistant="helpdesk")
     assert "27 days" in found[0].chunk.text
     assert assistant.search(session, admin, "merger", k=5) == []
+    # the folder's rules change, not the file: the access list follows
+    (root / "hr" / ".insight.json").write_text(json.dumps({"groups": ["hr"], "category": "hr"}))
+    again = sources.scan_folder(session, root)
+    assert again.updated == 1
+    service.index_now(session, leave.id)
+    assert leave.acl_groups == ["hr"] and leave.acl_roles == []
+    assert assistant.search(session, rep, "paid leave days", k=5, assistant="helpdesk") == []
+
+
+def test_folder_rules_of_the_wrong_shape_and_links_are_reported(session, tmp_path):
+    root = tmp_path / "watch"
+    (root / "bad").mkdir(parents=True)
+    (root / "bad" / ".insight.json").write_text(json.dumps({"roles": [1]}))
+    (root / "bad" / "a.txt").write_text("Quarterly figures for the board.")
+    (root / "open").mkdir()
+    (root / "open" / ".insight.json").write_text(json.dumps({"everyone": "false"}))
+    (root / "open" / "b.txt").write_text("Board notes.")
+    secret = tmp_path / "outside.txt"
+    secret.write_text("Outside the watched folder.")
+    (root / "link.txt").symlink_to(secret)
+    (root / "fine.txt").write_text("A file that is fine.")
+    summary = sources.scan_folder(session, root)
+    failed = dict(summary.failed)
+    assert "roles" in failed["bad/a.txt"] and "everyone" in failed["open/b.txt"]
+    assert "link" in failed["link.txt"].lower()
+    assert summary.added == 1
+    assert {d.source_ref for d in session.query(InsightDocument)} == {"fine.txt"}
+
+
+def test_the_same_bytes_from_two_people_are_two_documents(session, marketing):
+    other = create_user(session, "marketing")
+    data = b"Confidential: the launch price is 42 euros."
+    mine, _ = service.add_file(
+        session, marketing, "p.txt", data, acl=service.Acl.of(users=[marketing.id])
+    )
+    theirs, changed = service.add_file(session, other, "p.txt", data, acl=service.Acl.of())
+    assert changed and theirs.id != mine.id and mine.acl_users == [marketing.id]
+
+
+def test_changes_wait_for_the_outermost_commit(session, marketing):
+    ran = []
+    service.after_commit(session, lambda: ran.append("outer"))
+    with pytest.raises(ValueError), session.begin_nested():
+        service.after_commit(session, lambda: ran.append("rolled back"))
+        raise ValueError
+    with session.begin_nested():
+        service.after_commit(session, lambda: ran.append("released"))
+    assert ran == []
+    session.commit()
+    assert ran == ["outer", "released"]
 
 
 def test_extract_refuses_unknown_formats():

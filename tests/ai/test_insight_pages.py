@@ -325,9 +325,13 @@ def test_the_help_desk_hands_over_and_an_admin_replies(client, session, world):
 
 
 def test_a_medical_information_draft_waits_for_review_then_is_approved(
-    client, session, world, tmp_path
+    client, session, world, tmp_path, mlr
 ):
-    approved = tmp_path / "oncolia-faq.pdf"
+    from parcours.ai import sources
+
+    from content_factories import approve, incoming_file, upload_version
+
+    approved = incoming_file()
     demo.pdf(
         approved,
         "Oncolia: answers for HCPs",
@@ -336,18 +340,12 @@ def test_a_medical_information_draft_waits_for_review_then_is_approved(
             "impairment. In severe renal impairment the starting dose is reduced to 40 mg daily."
         ],
     )
-    doc, _ = service.add_file(
-        session,
-        None,
-        approved.name,
-        approved.read_bytes(),
-        acl=service.Acl.of(),
-        source="content",
-        source_ref="content-version:1",
-    )
-    service.index_now(session, doc.id)
+    approve(session, mlr, upload_version(session, mlr, file=approved, filename="faq.pdf"))
+    sources.sync_content(session)
+    for doc in session.query(InsightDocument).filter_by(source="content"):
+        service.index_now(session, doc.id)
     tree = create_territory_tree(session)
-    rep = create_user(session, "rep", territories=[tree["north1"]])
+    rep = create_user(session, "rep", territories=[tree["north1"]], country="FR")
     hcp = create_hcp(session, tree["north1"], last_name="Moreau", first_name="Alice")
     outsider = create_hcp(session, tree["south1"], last_name="Lointain")
     reviewer = create_user(session, "reviewer", review_role="medical")
@@ -372,7 +370,8 @@ def test_a_medical_information_draft_waits_for_review_then_is_approved(
 
     token = as_user(client, reviewer)
     queue = client.get("/insight/review").text
-    assert question in queue and "Alice Moreau" in queue
+    # a reviewer reads no account: the HCP is not named to them
+    assert question in queue and "Alice Moreau" not in queue
     edited = record.answer + " Monitor renal function."
     resp = client.post(
         f"/insight/questions/{record.id}/review",

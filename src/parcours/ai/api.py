@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 
 from parcours.ai import assistant, service
 from parcours.core.deps import ApiUser, SessionDep
-from parcours.core.errors import Invalid
+from parcours.core.errors import Forbidden, Invalid
 
 router = APIRouter(tags=["insight"])
 
@@ -87,27 +87,48 @@ async def upload_documents(request: Request, user: ApiUser, session: SessionDep)
     """Add files (multipart `file`, several allowed) with who may read them (acl_roles,
     acl_groups, acl_users, acl_countries: comma-separated) and metadata. Each file is taken
     or refused on its own: the reply lists both; 422 when none was taken."""
+    if not service.can_curate(user):
+        raise Forbidden("Your role may ask questions but not add documents.")
     form = await request.form()
     files = [f for f in form.getlist("file") if isinstance(f, UploadFile) and f.filename]
     if not files:
         raise Invalid("Attach at least one file.", field="file")
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        if value is not None and not isinstance(value, str):
+            raise Invalid("Send this as a text field, not a file.", field=name)
+        return (value or "").strip()
+
     try:
-        users = [int(u) for u in _list(form.get("acl_users"), "acl_users")]
+        users = [int(u) for u in _list(text("acl_users"), "acl_users")]
     except ValueError:
         raise Invalid("User ids are numbers.", field="acl_users") from None
+    if any(not 0 < u < 2**31 for u in users):
+        raise Invalid("No user has this id.", field="acl_users")
     acl = service.Acl.of(
-        _list(form.get("acl_roles"), "acl_roles"),
-        _list(form.get("acl_groups"), "acl_groups"),
+        _list(text("acl_roles"), "acl_roles"),
+        _list(text("acl_groups"), "acl_groups"),
         users,
-        _list(form.get("acl_countries"), "acl_countries"),
+        _list(text("acl_countries"), "acl_countries"),
     )
+    # nobody named means every user: say so on purpose, never by omission
+    if not (acl.roles or acl.groups or acl.users) and text("everyone").lower() not in (
+        "true",
+        "1",
+        "yes",
+    ):
+        raise Invalid(
+            "Say who may read: acl_roles, acl_groups or acl_users, or everyone=true.",
+            field="acl_roles",
+        )
     meta = service.Meta(
-        title=(form.get("title") or None),
-        category=(form.get("category") or None),
-        product=(form.get("product") or None),
-        study=(form.get("study") or None),
-        language=(form.get("language") or None),
-        doc_date=service.when(form.get("doc_date"), "doc_date"),
+        title=text("title") or None,
+        category=text("category") or None,
+        product=text("product") or None,
+        study=text("study") or None,
+        language=text("language") or None,
+        doc_date=service.when(text("doc_date"), "doc_date"),
     )
     service.check_acl(session, acl)
     service.check_meta(meta)
@@ -225,10 +246,12 @@ def _answer(session, user, record) -> AnswerOut:
                     href=f.href,
                 )
             )
+    readable = assistant.answer_readable(session, user, record)
     return AnswerOut(
         id=record.id,
         outcome=record.outcome,
-        answer=record.answer,
+        # its sentences come from the sources: withheld once one is out of the caller's reach
+        answer=record.answer if readable else None,
         method=record.method,
         sources=sources,
         review_state=record.review_state,

@@ -151,6 +151,7 @@ def search(
     ).all()
     by_id = {c.id: (c, d) for c, d in rows}
     groups = service.groups_of(session, user)
+    in_force = _content_in_force(session, [d for _c, d in rows])
     out = []
     for h in hits:
         pair = by_id.get(h.chunk_id)
@@ -158,12 +159,42 @@ def search(
         # removed or re-permissioned since the index was written never shows)
         if pair is None or not service.may_read(session, user, pair[1], groups):
             continue
-        if pair[1].id not in docs:
+        if pair[1].id not in docs or not _in_force(session, pair[1], in_force):
             continue
         out.append(Found(pair[0], pair[1], h.score, h.ranks))
         if len(out) == k:
             break
     return out
+
+
+def _content_in_force(session: Session, docs) -> set[int]:
+    """Of these documents from the content library, those whose version is still approved,
+    inside its dates and not replaced, now (invariant 2: a withdrawal takes effect at once,
+    not at the worker's next pass)."""
+    from parcours.content import service as content
+    from parcours.content.models import ContentVersion
+
+    refs = {
+        d.id: int(d.source_ref.split(":", 1)[1])
+        for d in docs
+        if d.source == "content" and d.source_ref.startswith("version:")
+    }
+    if not refs:
+        return set()
+    day = content.today()
+    wanted = select(ContentVersion).where(ContentVersion.id.in_(set(refs.values())))
+    versions = {v.id: v for v in session.scalars(wanted)}
+    return {
+        doc_id
+        for doc_id, version_id in refs.items()
+        if (v := versions.get(version_id)) is not None
+        and content.is_valid_on(v, day)
+        and not content.replaced_on(session, v, day)
+    }
+
+
+def _in_force(session: Session, doc: InsightDocument, in_force: set[int]) -> bool:
+    return doc.source != "content" or doc.id in in_force
 
 
 def _question(value: str, field: str) -> str:
@@ -240,6 +271,21 @@ def compose(question: str, found: list[Found]) -> Composed:
     return Composed(" ".join(parts), cited, True, "extractive")
 
 
+CITATION = re.compile(r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
+
+
+def renumber(body: str, cited: list[int]) -> tuple[str, dict[int, int]]:
+    """The model's citations renumbered 1, 2, … in the order of the passages it cited
+    ([2], [2, 5] and [2][5] alike); the old → new numbers."""
+    numbers = {old: new for new, old in enumerate(sorted(set(cited)), start=1)}
+
+    def one(m: re.Match) -> str:
+        kept = [str(numbers[int(n)]) for n in re.findall(r"\d+", m[0]) if int(n) in numbers]
+        return f"[{', '.join(kept)}]" if kept else ""
+
+    return CITATION.sub(one, body), numbers
+
+
 def _generated(question: str, found: list[Found], lang: str) -> Composed | None:
     """The configured model's answer from the passages only; None when none is configured
     or it cannot be reached (the extractive answer is given instead)."""
@@ -258,12 +304,7 @@ def _generated(question: str, found: list[Found], lang: str) -> Composed | None:
     method = f"llm:{get_settings().llm_model or 'model'}"[:120]
     if out is None:
         return Composed("", [], False, method)
-    numbers = {old: new for new, old in enumerate(sorted(set(out.cited)), start=1)}
-    body = re.sub(
-        r"\[(\d+)\]",
-        lambda m: f"[{numbers[int(m[1])]}]" if int(m[1]) in numbers else "",
-        out.text,
-    )
+    body, numbers = renumber(out.text, out.cited)
     cited = [found[old - 1] for old in sorted(numbers)]
     return Composed(body.strip(), cited, True, method)
 
@@ -283,6 +324,8 @@ def ask(
     question = _question(question, "question")
     if assistant not in ASSISTANTS:
         raise Invalid("Unknown assistant.", field="assistant")
+    if hcp_id is not None and assistant != "medinfo":
+        raise Invalid("Only a medical-information question is for an HCP.", field="hcp_id")
     if assistant == "medinfo":
         if user.role not in (Role.rep, Role.manager, Role.admin, Role.marketing):
             raise Forbidden("Medical information requests are drafted by field teams.")
@@ -354,6 +397,14 @@ def cited(session: Session, user: User, record: InsightQuestion) -> list[Found]:
         if pair and service.may_read(session, user, pair[1], groups):
             out.append(Found(pair[0], pair[1], p["score"]))
     return out
+
+
+def answer_readable(session: Session, user: User, record: InsightQuestion) -> bool:
+    """Whether the viewer may still read every document the answer was taken from (its
+    sentences are theirs): an admin may; others not once one is restricted or removed."""
+    if user.role == Role.admin or not record.passages:
+        return True
+    return len(cited(session, user, record)) == len(record.passages)
 
 
 def get_question(session: Session, user: User, question_id: int) -> InsightQuestion:

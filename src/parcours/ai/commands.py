@@ -96,6 +96,28 @@ def add(
         raise typer.Exit(1)
 
 
+@app.command("groups")
+def groups(
+    email: str,
+    names: Annotated[str, typer.Argument(help="The user's groups, comma-separated; '' for none.")],
+) -> None:
+    """Set a user's groups (document access lists can name groups: hr, brand-oncology…)."""
+    from parcours.ai import service
+    from parcours.core import audit
+    from parcours.core.db import new_session
+    from parcours.core.errors import DomainError
+
+    with new_session() as session, session.begin():
+        user = _user(session, email)
+        audit.bind_actor(session, None, "cli")
+        try:
+            kept = service.set_groups(session, user.id, _split(names))
+        except DomainError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"{email}: {', '.join(kept) or 'no group'}")
+
+
 @app.command("scan")
 def scan(folder: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Index the watched folder's new and changed files now, drop deleted ones."""

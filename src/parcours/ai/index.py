@@ -392,7 +392,7 @@ class Dense:
             bits = np.zeros(top, bool)
             bits[self.ids[mask]] = True
             packed = np.packbits(bits, bitorder="little")
-            selector = (faiss.IDSelectorBitmap(top, faiss.swig_ptr(packed)), packed)
+            selector = (faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed)), packed)
         if len(self._selectors) > 64:
             self._selectors.clear()
         self._selectors[key] = selector

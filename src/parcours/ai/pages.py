@@ -207,11 +207,14 @@ def sources_of(session, user: User, record: InsightQuestion) -> list[tuple[int, 
     return [(p["n"], found[p["chunk_id"]]) for p in record.passages if p["chunk_id"] in found]
 
 
-def _hcp_names(session, ids) -> dict[int, str]:
+def _hcp_names(session, viewer: User, ids) -> dict[int, str]:
+    """Names of the HCPs the viewer may read (a reviewer reads none: "an HCP")."""
     ids = {i for i in ids if i}
     if not ids:
         return {}
-    rows = session.scalars(select(Account).where(Account.id.in_(ids)))
+    rows = session.scalars(
+        select(Account).where(Account.id.in_(ids), accounts.readable(session, viewer))
+    )
     return {a.id: accounts.display_name(a) for a in rows}
 
 
@@ -219,11 +222,18 @@ def answer_context(request: Request, session, user: User, record: InsightQuestio
     lang = language(request)
     sources = sources_of(session, user, record)
     shown = {n: f.document.title for n, f in sources}
+    # the answer's sentences come from its sources: not shown once one is out of reach
+    withheld = not assistant.answer_readable(session, user, record)
     return {
         "record": record,
         "sources": sources,
-        "answer_html": answer_html(record.answer, record.id, shown, lang),
-        "hcp_names": _hcp_names(session, [record.hcp_id]),
+        "answer_withheld": withheld,
+        "answer_html": (
+            Markup("<p>") + translate(lang, "insight.answer_withheld") + Markup("</p>")
+            if withheld
+            else answer_html(record.answer, record.id, shown, lang)
+        ),
+        "hcp_names": _hcp_names(session, user, [record.hcp_id]),
         "people": user_names(session, [record.user_id, record.handled_by, record.reviewed_by]),
         "can_rate": record.user_id == user.id,
     }
@@ -463,7 +473,7 @@ def reply_post(request: Request, question_id: int, user: PageUser, session: Sess
 
 
 def _review_items(request: Request, session, user: User, records) -> list[dict]:
-    hcps = _hcp_names(session, [r.hcp_id for r in records])
+    hcps = _hcp_names(session, user, [r.hcp_id for r in records])
     people = user_names(session, [r.user_id for r in records])
     items = []
     for r in records:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path, PurePath
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from parcours.ai import embed, extract, text
@@ -23,6 +24,7 @@ from parcours.core.errors import Forbidden, Invalid, NotFound
 from parcours.core.models import Role, User
 from parcours.core.settings import get_settings
 
+log = logging.getLogger(__name__)
 INDEX_JOB = "insight.index"
 # who adds documents to the library (reps and reviewers ask, they do not add)
 CURATORS = (Role.admin, Role.marketing, Role.manager)
@@ -246,7 +248,9 @@ def add_file(
         raise Invalid(f"{name}: over the {limit // 1_000_000} MB limit.", field="file")
     check_acl(session, acl)
     sha = hashlib.sha256(data).hexdigest()
-    ref = source_ref or f"sha256:{sha}"
+    # an upload is the uploader's own: the same bytes from someone else are another document
+    # (nothing tells them that a restricted document with these bytes exists)
+    ref = source_ref or f"sha256:{user.id if user else 0}:{sha}"
     doc = session.scalars(
         select(InsightDocument).where(
             InsightDocument.source == source, InsightDocument.source_ref == ref
@@ -282,8 +286,8 @@ def add_file(
             setattr(doc, key, value)
         doc.state, doc.error, doc.updated_at = "queued", None, utcnow()
         session.flush()
-        if old != file_path(doc):
-            old.unlink(missing_ok=True)
+        if old != file_path(doc):  # the old bytes go once the new ones are committed
+            after_commit(session, lambda: old.unlink(missing_ok=True))
     else:
         doc = InsightDocument(
             source=source,
@@ -303,9 +307,11 @@ def add_file(
     return doc, True
 
 
-def set_access(session: Session, user: User, doc: InsightDocument, acl: Acl) -> None:
-    """Change who may read a document; its passages are indexed again under the new list."""
-    _may_change(user, doc)
+def set_access(session: Session, user: User | None, doc: InsightDocument, acl: Acl) -> None:
+    """Change who may read a document; its passages are indexed again under the new list.
+    user None: a source's own rules changed (a folder's .insight.json, a drive's rules)."""
+    if user is not None:
+        _may_change(user, doc)
     check_acl(session, acl)
     doc.acl_roles, doc.acl_groups = list(acl.roles), list(acl.groups)
     doc.acl_users, doc.acl_countries = list(acl.users), list(acl.countries)
@@ -336,23 +342,36 @@ def _forget_document(doc_id: int, path: Path) -> None:
         path.parent.rmdir()
 
 
+PENDING = "insight_after_commit"
+
+
 def after_commit(session: Session, action) -> None:
-    """Run action once this session's transaction commits; a rollback drops it."""
-    from sqlalchemy import event
+    """Run action once the session's outermost transaction commits. A rolled-back savepoint
+    drops what was registered inside it; a rolled-back transaction drops everything."""
+    tx = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(PENDING, []).append((tx, action))
 
-    def run(_session) -> None:
-        action()
 
-    event.listen(session, "after_commit", run, once=True)
-    event.listen(
-        session,
-        "after_rollback",
-        lambda _s: (
-            event.contains(session, "after_commit", run)
-            and event.remove(session, "after_commit", run)
-        ),
-        once=True,
-    )
+@event.listens_for(Session, "after_commit")
+def _run_pending(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released; the transaction goes on
+        return
+    for _tx, action in session.info.pop(PENDING, []):
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - committed already: log, a reindex repairs
+            log.exception("insight: after-commit action failed")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous) -> None:
+    pending = session.info.get(PENDING)
+    if not pending:
+        return
+    if previous.parent is None:
+        session.info.pop(PENDING, None)
+    else:
+        session.info[PENDING] = [(tx, a) for tx, a in pending if tx is not previous]
 
 
 def remove_source(session: Session, source: str, source_ref: str) -> bool:
@@ -510,9 +529,11 @@ def passages_of(session: Session, doc: InsightDocument) -> list[InsightChunk]:
     ).all()
 
 
-def when(value: str | None, field: str) -> date | None:
+def when(value: str | date | None, field: str) -> date | None:
     if not value:
         return None
+    if isinstance(value, date):
+        return value
     try:
         return datetime.strptime(value.strip(), "%Y-%m-%d").date()
     except ValueError:

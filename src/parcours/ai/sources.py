@@ -55,14 +55,27 @@ def _rules(folder: Path, root: Path, cache: dict[Path, dict]) -> dict:
 
 def from_rules(rules: dict) -> tuple[service.Acl, service.Meta]:
     """Access and metadata from a folder's or a drive's rules; admins only when the rules
-    name nobody (and do not say "everyone": true)."""
-    acl = service.Acl.of(
-        rules.get("roles", []),
-        rules.get("groups", []),
-        rules.get("users", []),
-        rules.get("countries", []),
-    )
-    if not (acl.roles or acl.groups or acl.users or rules.get("everyone")):
+    name nobody and do not say "everyone": true. Raises ValueError on a malformed rule."""
+
+    def names(key: str) -> list[str]:
+        value = rules.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f'"{key}" must be a list of names')
+        return value
+
+    users = rules.get("users", [])
+    if not isinstance(users, list) or not all(
+        isinstance(u, int) and not isinstance(u, bool) for u in users
+    ):
+        raise ValueError('"users" must be a list of user ids')
+    everyone = rules.get("everyone", False)
+    if not isinstance(everyone, bool):
+        raise ValueError('"everyone" must be true or false')
+    for key in ("category", "product", "study"):
+        if rules.get(key) is not None and not isinstance(rules[key], str):
+            raise ValueError(f'"{key}" must be a text')
+    acl = service.Acl.of(names("roles"), names("groups"), users, names("countries"))
+    if not (acl.roles or acl.groups or acl.users or everyone):
         acl = service.Acl.of(["admin"], countries=acl.countries)
     meta = service.Meta(
         category=rules.get("category"), product=rules.get("product"), study=rules.get("study")
@@ -71,8 +84,9 @@ def from_rules(rules: dict) -> tuple[service.Acl, service.Meta]:
 
 
 def scan_folder(session: Session, root: Path) -> Summary:
-    """Index new and changed files under root, remove documents whose file is gone. A file
-    that cannot be taken is reported and skipped; the others go on."""
+    """Index new and changed files under root, remove documents whose file is gone, apply
+    changed rules to files already in. A file that cannot be taken is reported and skipped;
+    the others go on. Links are not followed (nothing outside the folder is read)."""
     root = Path(root).resolve()
     summary = Summary()
     if not root.is_dir():
@@ -86,23 +100,31 @@ def scan_folder(session: Session, root: Path) -> Summary:
     cache: dict[Path, dict] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(root).parts):
+        parts = path.relative_to(root).parts
+        if any(p.startswith(".") for p in parts) or extract.media_type(path.name) is None:
             continue
-        if extract.media_type(path.name) is None:
+        if any((root / Path(*parts[: i + 1])).is_symlink() for i in range(len(parts))):
+            summary.failed.append((rel, "A link: only files inside the folder are read."))
+            seen.add(rel)  # a document it had before keeps its place until the link goes
             continue
-        seen.add(rel)
-        stat = path.stat()
         doc = known.get(rel)
-        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-        if doc is not None and doc.size == stat.st_size and doc.updated_at >= modified:
-            summary.unchanged += 1
-            continue
-        rules = _rules(path.parent, root, cache)
-        if "error" in rules:
-            summary.failed.append((rel, rules["error"]))
-            continue
         try:
+            if not path.is_file():
+                continue
+            seen.add(rel)
+            stat = path.stat()
+            rules = _rules(path.parent, root, cache)
+            if "error" in rules:
+                raise ValueError(rules["error"])
             acl, meta = from_rules(rules)
+            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+            if doc is not None and doc.size == stat.st_size and doc.updated_at >= modified:
+                if doc.acl_key != acl.key:  # the folder's rules changed: the file did not
+                    service.set_access(session, None, doc, acl)
+                    summary.updated += 1
+                else:
+                    summary.unchanged += 1
+                continue
             with session.begin_nested():
                 _doc, changed = service.add_file(
                     session,
@@ -114,7 +136,7 @@ def scan_folder(session: Session, root: Path) -> Summary:
                     source="folder",
                     source_ref=rel,
                 )
-        except (DomainError, OSError, TypeError, ValueError) as exc:
+        except (DomainError, OSError, ValueError) as exc:
             summary.failed.append((rel, getattr(exc, "detail", None) or str(exc)))
             continue
         if not changed:
@@ -227,7 +249,12 @@ def _sync_drive(session: Session, client, drive: str, settings) -> Summary:
     sync = session.scalars(
         select(InsightSync).where(InsightSync.source == "sharepoint", InsightSync.scope == drive)
     ).one_or_none()
-    acl, base_meta = from_rules(settings.graph_drive_rules.get(drive, {}))
+    try:
+        acl, base_meta = from_rules(settings.graph_drive_rules.get(drive, {}))
+    except (ValueError, AttributeError) as exc:
+        summary.failed.append((drive, f"PARCOURS_GRAPH_DRIVE_RULES: {exc}"))
+        _mark(session, "sharepoint", drive, summary)
+        return summary
     prefix = f"{drive}:"
 
     def documents() -> dict[str, InsightDocument]:
@@ -251,7 +278,7 @@ def _sync_drive(session: Session, client, drive: str, settings) -> Summary:
                 data,
                 acl=acl,
                 meta=service.Meta(
-                    title=meta.get("title"),
+                    title=None,  # the file's own title, else its name without extension
                     authors=(meta.get("authors") or None) and meta["authors"][:300],
                     doc_date=modified.date() if modified else None,
                     web_url=meta.get("web_url"),
@@ -264,9 +291,14 @@ def _sync_drive(session: Session, client, drive: str, settings) -> Summary:
             )
             doc.source_version = meta.get("etag")
 
+    docs = documents()
+
     def known(ref: str) -> str | None:
-        doc = documents().get(ref)
-        return doc.source_version if doc is not None and doc.state != "failed" else None
+        """The eTag last taken; none when the drive's rules changed since (fetch again)."""
+        doc = docs.get(ref)
+        if doc is None or doc.state == "failed" or doc.acl_key != acl.key:
+            return None
+        return doc.source_version
 
     try:
         result = sharepoint.sync_drive(

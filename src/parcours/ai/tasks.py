@@ -35,14 +35,24 @@ def watch() -> None:
     from parcours.ai import sources
 
     settings = get_settings()
+    # each source on its own: one that fails never stops the others (withdrawals included)
     if settings.insight_watch_dir is not None:
-        with new_session(write=True) as session, session.begin():
-            summary = sources.scan_folder(session, settings.insight_watch_dir)
-        if summary.changed:
-            log.info("watched folder: %s", summary)
-    with new_session(write=True) as session, session.begin():
-        sources.sync_content(session)
-    with new_session(write=True) as session, session.begin():
-        for drive, summary in sources.sync_sharepoint(session).items():
+        try:
+            with new_session(write=True) as session, session.begin():
+                summary = sources.scan_folder(session, settings.insight_watch_dir)
             if summary.changed:
-                log.info("SharePoint drive %s: %s", drive, summary)
+                log.info("watched folder: %s", summary)
+        except Exception:
+            log.exception("watched folder: scan failed")
+    try:
+        with new_session(write=True) as session, session.begin():
+            sources.sync_content(session)
+    except Exception:
+        log.exception("approved content: sync failed")
+    try:
+        with new_session(write=True) as session, session.begin():
+            for drive, summary in sources.sync_sharepoint(session).items():
+                if summary.changed:
+                    log.info("SharePoint drive %s: %s", drive, summary)
+    except Exception:
+        log.exception("SharePoint: sync failed")
