@@ -168,14 +168,16 @@ def upload_post(request: Request, user: PageUser, session: SessionDep, form: For
         ctx = library_context(session, user, values=values, errors=errors, refused=refused)
         return render(request, "ai/library.html", ctx, status=422)
     if refused:
-        request.session["insight_refused"] = refused
+        # the session is a cookie (4 KB at most): a few reasons, shortened, the count of all
+        shown = [r if len(r) <= 160 else r[:157] + "…" for r in refused[:5]]
+        request.session["insight_refused"] = shown
         flash(
             request,
             "insight.flash.added_refused",
             "error",
             added=len(added),
             refused=len(refused),
-            reasons="; ".join(refused),
+            reasons="; ".join(shown[:2]) + ("; …" if len(refused) > 2 else ""),
         )
     else:
         flash(

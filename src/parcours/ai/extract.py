@@ -21,6 +21,8 @@ FORMATS = {
     ".markdown": "text/markdown",
     ".txt": "text/plain",
 }
+# an Office file is a zip: what it may unpack to, at most
+MAX_UNPACKED = 1_000_000_000
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # a plain-text "page" when the format has none
 TEXT_PAGE_CHARS = 4000
@@ -76,6 +78,10 @@ def extract(filename: str, data: bytes) -> Extracted:
             raise Unreadable("The file is password-protected (encrypted Office document).")
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise Unreadable("The file is corrupt: it is not a valid Office document.")
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > MAX_UNPACKED:  # a zip bomb would take the worker's memory
+            raise Unreadable(f"The file unpacks to over {MAX_UNPACKED // 1_000_000} MB: refused.")
     try:
         out = reader(data)
     except Unreadable:
