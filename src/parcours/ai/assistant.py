@@ -14,7 +14,7 @@ from parcours.ai import embed, retrieval, service, text
 from parcours.ai.index import store
 from parcours.ai.models import ASSISTANTS, FEEDBACK, InsightChunk, InsightDocument, InsightQuestion
 from parcours.core.db import utcnow
-from parcours.core.errors import Forbidden, Invalid, NotFound
+from parcours.core.errors import DomainError, Forbidden, Invalid, NotFound
 from parcours.core.models import Role, User
 from parcours.core.settings import get_settings
 
@@ -62,6 +62,11 @@ STOP = (
         ]
     )
 )
+
+
+class SearchUnavailable(DomainError):
+    status = 503
+    title = "Search unavailable"
 
 
 @dataclass
@@ -139,9 +144,14 @@ def search(
         raise Invalid("Between 1 and 100 results.", field="k")
     docs = _documents(session, assistant, _filters(filters))
     scope = service.scope_for(session, user, docs)
-    hits = retrieval.search(
-        store(get_settings().insight_dir), query, k * 2, mode, scope, session.connection()
-    )
+    from parcours.ai.opensearch import OpenSearchError
+
+    try:
+        hits = retrieval.search(
+            store(get_settings().insight_dir), query, k * 2, mode, scope, session.connection()
+        )
+    except OpenSearchError as exc:
+        raise SearchUnavailable(str(exc)) from exc
     if not hits:
         return []
     rows = session.execute(

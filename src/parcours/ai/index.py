@@ -429,6 +429,19 @@ class Store:
             from parcours.core.db import get_engine
 
             self.lexical = PostgresLexical(get_engine())
+        elif lexical == "opensearch":
+            from parcours.ai.opensearch import OpenSearchLexical
+            from parcours.core.settings import get_settings
+
+            settings = get_settings()
+            auth = (
+                (settings.opensearch_user, settings.opensearch_password)
+                if settings.opensearch_user
+                else None
+            )
+            self.lexical = OpenSearchLexical(
+                settings.opensearch_url, settings.opensearch_index, auth=auth
+            )
         else:
             self.lexical = Lexical(self.path / "lexical")
         self.dense = Dense(self.path / "dense")

@@ -72,7 +72,12 @@ class Settings(BaseSettings):
     insight_max_bytes: int = 100_000_000
     # the lexical index: tantivy files beside the app (one machine), or PostgreSQL's own
     # full-text search when several app nodes share one database
-    insight_lexical: Literal["tantivy", "postgres"] = "tantivy"
+    insight_lexical: Literal["tantivy", "postgres", "opensearch"] = "tantivy"
+    # OpenSearch, when insight_lexical is "opensearch": the cluster, the index, credentials
+    opensearch_url: str = "http://127.0.0.1:9200"
+    opensearch_index: str = "parcours-insight"
+    opensearch_user: str = ""
+    opensearch_password: str = ""
     # who may read what comes from each SharePoint drive, as a watched folder's .insight.json:
     # {"<drive id>": {"roles": ["marketing"], "category": "market_research"}}; admins only
     # when a drive has no rules
