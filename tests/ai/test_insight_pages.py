@@ -389,3 +389,22 @@ def test_a_medical_information_draft_waits_for_review_then_is_approved(
     as_user(client, rep)
     assert "Approved by" in client.get(f"/insight/questions/{record.id}").text
     assert client.get("/insight/review").status_code == 403
+
+
+def test_why_a_file_failed_is_said_in_the_reader_language(client, session, world):
+    doc, _ = service.add_file(
+        session,
+        world.marketing,
+        "locked.pdf",
+        b"%PDF-1.4 not a real pdf",
+        acl=service.Acl.of(roles=["marketing"]),
+    )
+    service.index_now(session, doc.id)
+    assert doc.state == "failed"
+    world.marketing.language = "fr"
+    session.flush()
+    as_user(client, world.marketing)
+    library = unescape(client.get("/insight/documents").text)
+    assert "Le PDF est endommagé." in library
+    page = unescape(client.get(f"/insight/documents/{doc.id}").text)
+    assert "Le PDF est endommagé." in page

@@ -65,6 +65,16 @@ register_messages(
         ("Give a date as YYYY-MM-DD", "insight.err.date"),
         ("Category must be one of", "insight.err.category"),
         ("The file has no name", "insight.err.no_name"),
+        # why a file could not be indexed (extract.Unreadable, service.prepare)
+        ("password-protected (encrypted Office", "insight.err.office_locked"),
+        ("The PDF is password-protected", "insight.err.pdf_locked"),
+        ("it is not a valid Office document", "insight.err.office_corrupt"),
+        ("The PDF is corrupt", "insight.err.pdf_corrupt"),
+        ("The file is corrupt or unreadable", "insight.err.corrupt"),
+        ("No text was found in the file", "insight.err.no_text"),
+        ("The stored file is missing", "insight.err.file_missing"),
+        ("The file unpacks to over", "insight.err.zip_bomb"),
+        ("The file is empty", "insight.err.empty_file"),
     ),
 )
 
@@ -194,6 +204,7 @@ def file_icon(doc: InsightDocument) -> str:
 
 
 templates.env.globals.update(
+    insight_error=message,
     insight_place=place,
     insight_excerpt=excerpt,
     insight_access=access_parts,
