@@ -408,3 +408,36 @@ def test_why_a_file_failed_is_said_in_the_reader_language(client, session, world
     assert "Le PDF est endommagé." in library
     page = unescape(client.get(f"/insight/documents/{doc.id}").text)
     assert "Le PDF est endommagé." in page
+
+
+def test_an_admin_gives_a_user_groups_and_group_documents_open_to_them(
+    client, session, world, tmp_path
+):
+    path = tmp_path / "hr-salaries.md"
+    path.write_text("# Salaries\nSalary bands are reviewed every April by the committee.")
+    doc, _ = service.add_file(
+        session,
+        world.admin,
+        path.name,
+        path.read_bytes(),
+        acl=service.Acl.of(groups=["hr"]),
+        meta=service.Meta(category="hr"),
+    )
+    service.index_now(session, doc.id)
+    token = as_user(client, world.admin)
+    page = client.get(f"/admin/users/{world.rep.id}").text
+    assert 'name="groups"' in page
+    form = {"_csrf": token, "full_name": world.rep.full_name, "role": "rep", "language": "en"}
+    bad = client.post(f"/admin/users/{world.rep.id}", data={**form, "groups": "Human Resources!"})
+    assert bad.status_code == 422 and "group" in bad.text
+    assert service.group_names(session, world.rep.id) == []
+    ok = client.post(
+        f"/admin/users/{world.rep.id}", data={**form, "groups": "hr, it"}, follow_redirects=False
+    )
+    assert ok.status_code == 303
+    assert service.group_names(session, world.rep.id) == ["hr", "it"]
+    assert 'value="hr, it"' in client.get(f"/admin/users/{world.rep.id}").text
+    from parcours.ai import assistant
+
+    found = assistant.search(session, world.rep, "salary bands", assistant="helpdesk")
+    assert found and found[0].document.id == doc.id

@@ -88,10 +88,12 @@ def of_document(doc: InsightDocument) -> Acl:
     return Acl.of(doc.acl_roles, doc.acl_groups, doc.acl_users, doc.acl_countries)
 
 
+def group_names(session: Session, user_id: int) -> list[str]:
+    return sorted(session.scalars(select(UserGroup.name).where(UserGroup.user_id == user_id)).all())
+
+
 def groups_of(session: Session, user: User) -> frozenset[str]:
-    return frozenset(
-        session.scalars(select(UserGroup.name).where(UserGroup.user_id == user.id)).all()
-    )
+    return frozenset(group_names(session, user.id))
 
 
 def may_read(session: Session, user: User, doc: InsightDocument, groups=None) -> bool:

@@ -172,7 +172,21 @@ def _user_values(form: FormData) -> dict:
         "manager_id": int(manager) if is_id(manager) else None,
         "review_role": form_text(form, "review_role") or None,
         "password": form.get("password") or None,
+        "groups": form_text(form, "groups"),
     }
+
+
+def _set_groups(session, user_id: int, groups: str) -> None:
+    """A user's groups live with the documents they open (insight access lists)."""
+    from parcours.ai import service as insight
+
+    insight.set_groups(session, user_id, groups.split(","))
+
+
+def _groups_of(session, user_id: int) -> str:
+    from parcours.ai import service as insight
+
+    return ", ".join(insight.group_names(session, user_id))
 
 
 @router.post("/admin/users")
@@ -181,7 +195,10 @@ def user_create(request: Request, user: PageUser, session: SessionDep, form: For
     values = _user_values(form)
     try:
         _require_filled(values, "email", "full_name", "password")
-        created = users.create_user(session, user, **values)
+        fields = {k: v for k, v in values.items() if k != "groups"}
+        with session.begin_nested():  # the user and their groups, or neither
+            created = users.create_user(session, user, **fields)
+            _set_groups(session, created.id, values["groups"])
     except (Invalid, Conflict) as exc:
         errors = _errors(request, exc)
         ctx = _user_form_ctx(session, user, values, errors)
@@ -206,6 +223,7 @@ def user_edit(request: Request, user_id: int, user: PageUser, session: SessionDe
             "is_active",
         )
     }
+    values["groups"] = _groups_of(session, edited.id)
     return render(
         request, "core/admin/user_form.html", _user_form_ctx(session, user, values, {}, edited)
     )
@@ -225,7 +243,10 @@ def user_update(request: Request, user_id: int, user: PageUser, session: Session
         values["is_active"] = True  # an admin cannot lock themself out
     try:
         _require_filled(values, "full_name")
-        users.update_user(session, user, user_id, **values)
+        fields = {k: v for k, v in values.items() if k != "groups"}
+        with session.begin_nested():
+            users.update_user(session, user, user_id, **fields)
+            _set_groups(session, user_id, values["groups"])
     except (Invalid, Conflict) as exc:
         errors = _errors(request, exc)
         ctx = _user_form_ctx(session, user, {**values, "email": edited.email}, errors, edited)
