@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from parcours.ai import index as ix
+from parcours.ai import vectors as vectors_module
 
 
 def vectors(n: int, seed: int = 1) -> np.ndarray:
@@ -19,8 +20,8 @@ def entries(a: int, b: int) -> list[ix.Entry]:
 
 
 def test_delta_removals_and_rebuild(tmp_path, monkeypatch):
-    monkeypatch.setattr(ix, "IVF_FROM", 3000)
-    monkeypatch.setattr(ix, "DELTA_MAX", 1500)
+    monkeypatch.setattr(vectors_module, "IVF_FROM", 3000)
+    monkeypatch.setattr(vectors_module, "DELTA_MAX", 1500)
     store = ix.Store(tmp_path / "idx")
     v = vectors(4000)
 
