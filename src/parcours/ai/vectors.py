@@ -263,11 +263,13 @@ class Dense:
         self.build(ids, docs, acls, np.concatenate(parts))
 
     def save(self) -> None:
+        import faiss
+
         base, delta = self.base.count(), self.delta.count()
         if (
             delta >= DELTA_MAX
             or len(self.gone) > max(1000, base // 10)
-            or (isinstance(self.base._index, _flat_type()) and base + delta >= IVF_FROM)
+            or (not isinstance(self.base._index, faiss.IndexIVF) and base + delta >= IVF_FROM)
         ):
             self._compact()
         if self._base_dirty:
@@ -303,9 +305,3 @@ class Dense:
         base_sel, delta_sel = self._selectors[scope.key()]
         hits = self.base.search(q, k, base_sel) + self.delta.search(q, k, delta_sel)
         return sorted(hits, key=lambda h: -h[1])[:k]
-
-
-def _flat_type():
-    import faiss
-
-    return faiss.IndexIDMap2
